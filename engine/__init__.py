@@ -1,0 +1,1 @@
+"""sopflow's engine: the pure domain, storage and the service layer."""

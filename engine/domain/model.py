@@ -1,0 +1,183 @@
+"""The SOP model: immutable, validated data built by `engine.domain.validator`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, time
+from typing import Literal
+
+from engine.domain.durations import Duration
+
+FieldType = Literal["string", "integer", "number", "boolean", "date"]
+Outcome = Literal["completed", "rejected", "withdrawn"]
+Action = Literal["warn", "escalate"]
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True)
+class CalendarSpec:
+    """A working calendar: time zone, hours per weekday (Monday first), holidays."""
+
+    name: str | None  # `id-working`, `24x7`, or None for an inline calendar
+    timezone: str
+    # one (opening, closing) pair per weekday, Monday first; None = closed all day.
+    # A closing time of 00:00 after a later opening means midnight at the end of the day.
+    hours: tuple[tuple[time, time] | None, ...]
+    national_holidays: bool  # Indonesia's public holidays and cuti bersama
+    extra_holidays: tuple[date, ...] = ()
+
+    @property
+    def always_open(self) -> bool:
+        """True for a calendar in which every second counts (`24x7`)."""
+        return (
+            not self.national_holidays
+            and not self.extra_holidays
+            and all(h == (time(0), time(0)) for h in self.hours)
+        )
+
+
+ID_WORKING_HOURS: tuple[tuple[time, time] | None, ...] = (
+    *((time(7, 30), time(16, 0)),) * 4,
+    (time(7, 30), time(16, 30)),
+    None,
+    None,
+)
+ID_WORKING = CalendarSpec("id-working", "Asia/Jakarta", ID_WORKING_HOURS, True)
+ALWAYS = CalendarSpec("24x7", "Asia/Jakarta", ((time(0), time(0)),) * 7, False)
+BUILTIN_CALENDARS = {c.name: c for c in (ID_WORKING, ALWAYS)}
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """A datum the applicant supplies when a case is opened."""
+
+    name: str
+    type: FieldType = "string"
+    required: bool = False
+    pattern: str | None = None
+    pii: bool = False
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """A document the citizen must bring (*persyaratan*)."""
+
+    id: str
+    name: str
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One rung of an escalation ladder, due `at` after entering the step."""
+
+    action: Action
+    percent: int | None = None  # `at: 75%`
+    after: Duration | None = None  # `at: 2h`
+    to: str | None = None
+    flag: str | None = None
+
+    @property
+    def label(self) -> str:
+        """How the `at` was written: `75%` or `2h`."""
+        return f"{self.percent}%" if self.percent is not None else str(self.after)
+
+
+@dataclass(frozen=True)
+class Step:
+    """A step of the SOP: who acts, in what time, and what comes out."""
+
+    id: str
+    name: str
+    role: str | None = None
+    sla: Duration | None = None
+    clock: Literal["running", "paused"] = "running"
+    output: str | None = None
+    final: bool = False
+    outcome: Outcome | None = None
+    escalation: tuple[Rung, ...] | None = None  # None: the SOP-wide ladder applies
+
+    @property
+    def paused(self) -> bool:
+        """True when the case waits on the citizen here and no clock runs."""
+        return self.clock == "paused"
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A named move from one or more steps to another, with its guards."""
+
+    name: str
+    sources: tuple[str, ...]
+    dest: str
+    role: str | None = None  # None: the role of the step it leaves
+    requires: tuple[str, ...] = ()
+    comment_required: bool = False
+    not_by: tuple[str, ...] = ()
+    requires_payment: bool = False
+
+
+@dataclass(frozen=True)
+class Fee:
+    """The official tariff in integer rupiah and the regulation that sets it."""
+
+    amount: int = 0
+    basis: str | None = None
+
+    @property
+    def free(self) -> bool:
+        """True when the service is free of charge."""
+        return self.amount == 0
+
+
+@dataclass(frozen=True)
+class SOP:
+    """One version of one SOP, validated."""
+
+    key: str
+    version: int
+    opd: str
+    title: str
+    roles: dict[str, str]
+    steps: tuple[Step, ...]
+    transitions: tuple[Transition, ...]
+    calendar: CalendarSpec = ID_WORKING
+    description: str | None = None
+    legal_basis: tuple[str, ...] = ()
+    service_time: Duration | None = None
+    fee: Fee = field(default_factory=Fee)
+    fields: tuple[FieldSpec, ...] = ()
+    requirements: tuple[Requirement, ...] = ()
+    escalation: tuple[Rung, ...] = ()
+    digest: str = ""  # SHA-256 of the source bytes
+
+    @property
+    def initial(self) -> Step:
+        """The step every case starts in: the first one listed."""
+        return self.steps[0]
+
+    def step(self, step_id: str) -> Step:
+        """The step with that id; KeyError when there is none."""
+        for s in self.steps:
+            if s.id == step_id:
+                return s
+        raise KeyError(step_id)
+
+    def ladder(self, step: Step) -> tuple[Rung, ...]:
+        """The escalation ladder that applies on a step (empty without an sla or when paused)."""
+        if step.sla is None or step.paused or step.final:
+            return ()
+        return self.escalation if step.escalation is None else step.escalation
+
+    def transitions_from(self, step_id: str) -> tuple[Transition, ...]:
+        """The transitions that leave a step, in file order."""
+        return tuple(t for t in self.transitions if step_id in t.sources)
+
+    def role_for(self, transition: Transition, source: str) -> str | None:
+        """Who may fire `transition` from `source`: its own role or the step's."""
+        return transition.role or self.step(source).role
+
+    @property
+    def requirement_ids(self) -> tuple[str, ...]:
+        """Ids of every requirement, in file order."""
+        return tuple(r.id for r in self.requirements)

@@ -1,0 +1,1 @@
+"""sopflow's command line: the composition root that wires the engine, API and worker."""

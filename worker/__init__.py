@@ -1,0 +1,1 @@
+"""The Celery worker: timer sweeps and notifications, calling the service layer."""
