@@ -1,7 +1,9 @@
-"""The `sopflow` command: validate and draw SOPs (and, as the product grows, serve them)."""
+"""The `sopflow` command: validate, draw and publish SOPs; manage the database and users;
+serve the API."""
 
 from __future__ import annotations
 
+import getpass
 import sys
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import click
 from engine.domain.diagram import mermaid
 from engine.domain.errors import DefinitionError
 from engine.domain.validator import load_file, sop_files
+from engine.service.errors import ServiceError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -52,3 +55,117 @@ def diagram(file: Path) -> None:
             click.echo(problem.render(e.source), err=True)
         sys.exit(1)
     click.echo(mermaid(sop))
+
+
+def _context():  # type: ignore[no-untyped-def]
+    from engine.service.context import Context
+    from engine.settings import get_settings
+
+    return Context.from_url(get_settings().database_url)
+
+
+@main.group()
+def db() -> None:
+    """The database."""
+
+
+@db.command()
+def upgrade() -> None:
+    """Create the database or migrate it to the latest schema."""
+    from engine.settings import get_settings
+    from engine.store.db import make_engine
+    from engine.store.migrate import upgrade as run_upgrade
+
+    url = get_settings().database_url
+    run_upgrade(make_engine(url))
+    click.echo(f"database at {_shown(url)} is up to date")
+
+
+def _shown(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@main.group()
+def user() -> None:
+    """Users and their API tokens."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--opd", help="the user's office (staff and admins)")
+@click.option("--roles", default="", help="comma-separated role ids, e.g. loket,kasi")
+@click.option("--admin", is_flag=True, help="may publish SOPs and read the OPD's trail")
+@click.option("--inspector", is_flag=True, help="reads every OPD; changes nothing")
+def user_add(name: str, opd: str | None, roles: str, admin: bool, inspector: bool) -> None:
+    """Create a user and print its token (on the last line; it is shown only once)."""
+    from engine.service.users import add_user
+
+    role_list = tuple(r.strip() for r in roles.split(",") if r.strip())
+    try:
+        who, token = add_user(_context(), name, opd, role_list, admin, inspector)
+    except ServiceError as e:
+        _fail(e)
+    kind = "inspector" if who.inspector else "admin" if who.admin else "staff"
+    where = f" of {who.opd}" if who.opd else ""
+    click.echo(f"created {kind} `{who.name}`{where}; roles: {', '.join(sorted(who.roles)) or '-'}")
+    click.echo(token)
+
+
+@main.group()
+def sop() -> None:
+    """Published SOPs."""
+
+
+@sop.command("publish")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+def sop_publish(paths: tuple[Path, ...]) -> None:
+    """Publish SOP files or folders, as POST /api/v1/sops would."""
+    from engine.service.sops import publish_sop
+    from engine.service.users import Principal
+
+    context = _context()
+    failed = False
+    operator = f"cli:{getpass.getuser()}"
+    for path in sop_files(paths):
+        try:
+            raw = path.read_bytes()
+            owner = load_file(path).opd
+            body, created = publish_sop(context, Principal(operator, owner, frozenset(), True), raw)
+        except DefinitionError as e:
+            failed = True
+            for problem in e.problems:
+                click.echo(problem.render(e.source), err=True)
+            continue
+        except (ServiceError, OSError) as e:
+            failed = True
+            click.echo(f"{path}: {e}", err=True)
+            continue
+        state = "published" if created else "already published, unchanged"
+        click.echo(f"{path}: {body['sop']} v{body['version']} ({body['opd']}) {state}")
+    sys.exit(1 if failed else 0)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int, help="gunicorn workers")
+def serve(host: str, port: int, workers: int) -> None:
+    """Run the API under gunicorn (the database is migrated first)."""
+    from engine.settings import get_settings
+    from engine.store.db import make_engine
+    from engine.store.migrate import upgrade as run_upgrade
+    from sopflow.server import run
+
+    settings = get_settings()
+    run_upgrade(make_engine(settings.database_url))
+    click.echo(f"sopflow on http://{host}:{port} (docs: /docs) — {_shown(settings.database_url)}")
+    run(host, port, workers)
+
+
+def _fail(error: ServiceError) -> None:
+    click.echo(f"error: {error.detail}", err=True)
+    for item in error.errors:
+        click.echo(f"  {item.get('field', '')}: {item.get('message', '')}", err=True)
+    sys.exit(1)

@@ -12,11 +12,14 @@ AT = datetime(2026, 3, 2, 8, 30, tzinfo=timezone(timedelta(hours=7)))
 
 def test_canonical_form_is_sorted_compact_json_with_utc_time() -> None:
     event = Event("case.created", AT, opd="dukcapil", data={"nama": "Búdi", "amount": 5000})
-    assert canonical(7, event) == (
-        '{"actor":null,"at":"2026-03-02T01:30:00.000000Z","case_id":null,'
-        '"data":{"amount":5000,"nama":"Búdi"},"from_step":null,"opd":"dukcapil",'
-        '"seq":7,"sop":null,"to_step":null,"type":"case.created"}'
-    ).encode()
+    assert (
+        canonical(7, event)
+        == (
+            '{"actor":null,"at":"2026-03-02T01:30:00.000000Z","case_id":null,'
+            '"data":{"amount":5000,"nama":"Búdi"},"from_step":null,"opd":"dukcapil",'
+            '"seq":7,"sop":null,"to_step":null,"type":"case.created"}'
+        ).encode()
+    )
 
 
 def test_hash_chains_the_previous_hash_and_the_canonical_event() -> None:

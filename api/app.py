@@ -1,0 +1,133 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from flask import Flask, Response, g, redirect, request
+from flask_openapi3 import Info, OpenAPI
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from api import audit, cases, public, sops
+from api.http import JSONProvider, ctx, problem
+from api.schemas import Health, Problem
+from engine.service.context import Context
+from engine.service.errors import ServiceError
+from engine.service.health import database_status
+from engine.service.users import authenticate
+from engine.settings import Settings, get_settings
+
+MAX_BODY = 1024 * 1024 + 4096  # an SOP file may be 1 MiB
+log = logging.getLogger("sopflow.api")
+
+
+def create_app(settings: Settings | None = None, context: Context | None = None) -> Flask:
+    """Build the API on the given settings (or the environment's), or on a ready context."""
+    settings = settings or get_settings()
+    app = OpenAPI(
+        __name__,
+        info=Info(
+            title="sopflow",
+            version="1",
+            description="Run public services by their SOPs: cases, SLA clocks, audit trail.",
+        ),
+        security_schemes={"bearer": {"type": "http", "scheme": "bearer"}},
+        doc_prefix="/docs",
+        doc_url="/openapi.json",
+        validation_error_status=422,
+        validation_error_model=Problem,
+        validation_error_callback=_validation_problem,
+    )
+    app.json = JSONProvider(app)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    app.extensions["sopflow"] = context or Context.from_url(settings.database_url)
+    app.extensions["sopflow.settings"] = settings
+
+    for bp in (sops.bp, cases.bp, audit.bp, public.bp):
+        app.register_api(bp)
+
+    @app.get("/healthz", responses={200: Health, 503: Health}, summary="Database and broker")
+    def healthz() -> Response:
+        database = database_status(ctx())
+        broker = "ok"  # the embedded broker lives in this process
+        body = {"status": "ok" if database == "ok" else "degraded"}
+        body |= {"database": database, "broker": broker}
+        response = app.json.response(body)
+        response.status_code = 200 if database == "ok" else 503
+        return response
+
+    @app.get("/openapi.json", doc_ui=False)
+    def openapi_json() -> Response:
+        return app.json.response(api_document(app))
+
+    @app.get("/docs", doc_ui=False)
+    def docs() -> Response:
+        return redirect("/docs/swagger", code=302)  # type: ignore[return-value]
+
+    @app.before_request
+    def who_is_asking() -> None:
+        if request.path.startswith("/api/"):
+            g.principal = authenticate(ctx(), request.headers.get("Authorization"))
+
+    @app.errorhandler(ServiceError)
+    def service_error(e: ServiceError) -> Response:
+        return problem(e.status, e.title, e.detail, e.errors or None)
+
+    @app.errorhandler(HTTPException)
+    def http_error(e: HTTPException) -> Response:
+        if e.response is not None and e.response.mimetype == "application/problem+json":
+            return e.response
+        status = e.code or 500
+        detail = e.description or ""
+        if status == 413:
+            detail = f"the body is larger than {MAX_BODY:,} bytes"
+        return problem(status, e.name, detail)
+
+    @app.errorhandler(Exception)
+    def unexpected(e: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return problem(500, "Internal server error", "something went wrong; it was logged")
+
+    return app
+
+
+def _validation_problem(e: ValidationError) -> Response:
+    """Pydantic's refusal as problem+json: 400 for a body that is not JSON, 422 otherwise."""
+    if request.method in ("POST", "PUT", "PATCH") and request.get_json(silent=True) is None:
+        if request.get_data():
+            return problem(400, "Bad request", "the body is not valid JSON")
+    errors = [
+        {
+            "field": ".".join(str(p) for p in err["loc"]) or "body",
+            "message": err["msg"],
+        }
+        for err in e.errors(include_url=False, include_input=False)
+    ]
+    return problem(
+        422, "Unprocessable content", "the request does not have the expected form", errors
+    )
+
+
+def api_document(app: OpenAPI) -> dict[str, Any]:
+    """The OpenAPI document, with what the generator cannot see from signatures."""
+    doc: dict[str, Any] = json.loads(json.dumps(app.api_doc, default=str))
+    publish = doc["paths"]["/api/v1/sops"]["post"]
+    publish["requestBody"] = {
+        "required": True,
+        "content": {"application/yaml": {"schema": {"type": "string", "maxLength": 1024 * 1024}}},
+    }
+    for path, operations in doc["paths"].items():
+        if path.endswith(("/transitions", "/received")):
+            operations["post"].setdefault("parameters", []).append(
+                {
+                    "name": "If-Match",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string"},
+                    "description": "the case's ETag; a stale one gets 412",
+                }
+            )
+    return doc

@@ -1,0 +1,113 @@
+"""Cases: opening them, moving them, documents, payments, history."""
+
+from __future__ import annotations
+
+from flask import Response, jsonify
+from flask_openapi3 import APIBlueprint, Tag
+
+from api.http import ctx, if_match, principal, with_etag
+from api.schemas import (
+    CaseCreate,
+    CaseOut,
+    CasePath,
+    CaseQuery,
+    DocumentsReceived,
+    EventList,
+    Page,
+    PaymentCreate,
+    PaymentList,
+    PaymentOut,
+    Problem,
+    TransitionFire,
+)
+from engine.service import cases, queries
+
+bp = APIBlueprint(
+    "cases",
+    __name__,
+    url_prefix="/api/v1/cases",
+    abp_tags=[Tag(name="Cases")],
+    abp_security=[{"bearer": []}],
+    abp_responses={401: Problem, 403: Problem, 422: Problem},
+)
+
+
+@bp.post("", summary="Open a case on a published SOP of your OPD", responses={201: CaseOut})
+def open_case(body: CaseCreate) -> Response:
+    case = cases.open_case(ctx(), principal(), body.sop, body.version, body.fields, body.received)
+    return with_etag(case, 201, f"/api/v1/cases/{case['id']}")
+
+
+@bp.get("", summary="Cases you may see, oldest first", responses={200: Page[CaseOut]})
+def list_cases(query: CaseQuery) -> Response:
+    return jsonify(
+        queries.list_cases(
+            ctx(),
+            principal(),
+            sop=query.sop,
+            step=query.step,
+            status=query.status,
+            overdue=query.overdue,
+            flagged=query.flagged,
+            assignee=query.assignee,
+            limit=query.limit,
+            cursor=query.cursor,
+        )
+    )
+
+
+@bp.get("/<id>", summary="One case", responses={200: CaseOut, 404: Problem})
+def get_case(path: CasePath) -> Response:
+    return with_etag(cases.get_case(ctx(), principal(), path.id))
+
+
+@bp.post(
+    "/<id>/transitions",
+    summary="Fire a transition; `If-Match` guards against a stale view",
+    responses={200: CaseOut, 404: Problem, 409: Problem, 412: Problem},
+)
+def fire(path: CasePath, body: TransitionFire) -> Response:
+    case = cases.fire_transition(
+        ctx(), principal(), path.id, body.name, body.comment, body.received, if_match()
+    )
+    return with_etag(case)
+
+
+@bp.post(
+    "/<id>/received",
+    summary="Mark documents (requirements) received without moving the case",
+    responses={200: CaseOut, 404: Problem, 409: Problem, 412: Problem},
+)
+def receive(path: CasePath, body: DocumentsReceived) -> Response:
+    return with_etag(
+        cases.receive_documents(ctx(), principal(), path.id, body.received, if_match())
+    )
+
+
+@bp.post(
+    "/<id>/payments",
+    summary="Record a payment; one that differs from the official fee is flagged",
+    responses={201: PaymentOut, 404: Problem},
+)
+def pay(path: CasePath, body: PaymentCreate) -> Response:
+    payment = cases.record_payment(
+        ctx(), principal(), path.id, body.amount, body.method, body.receipt
+    )
+    response = jsonify(payment)
+    response.status_code = 201
+    response.headers["Location"] = f"/api/v1/cases/{path.id}/payments"
+    return response
+
+
+@bp.get("/<id>/payments", summary="Payments recorded on a case", responses={200: PaymentList})
+def payments(path: CasePath) -> Response:
+    return jsonify({"items": cases.list_payments(ctx(), principal(), path.id)})
+
+
+@bp.get(
+    "/<id>/history",
+    summary="The case's audit events, oldest first",
+    responses={200: EventList, 404: Problem},
+)
+def history(path: CasePath) -> Response:
+    return jsonify({"items": queries.case_history(ctx(), principal(), path.id)})

@@ -1,0 +1,244 @@
+"""Request and response shapes: they validate input and generate the OpenAPI document."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
+T = TypeVar("T")
+Slug = Field(max_length=64)
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem; `errors` lists each field (or YAML line and column) at fault."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    errors: list[dict[str, Any]] | None = None
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list; pass `next_cursor` as `cursor` for the next one."""
+
+    items: list[T]
+    next_cursor: str | None
+
+
+# ---- service -----------------------------------------------------------------------------
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    database: Literal["ok", "down"]
+    broker: Literal["ok", "down"]
+
+
+# ---- SOPs --------------------------------------------------------------------------------
+
+
+class SopPath(BaseModel):
+    sop: str = Field(max_length=64, description="the SOP's key, like `ktp-el`")
+
+
+class SopVersionPath(SopPath):
+    n: int = Field(ge=1, le=2**31 - 1, description="the version number")
+
+
+class SopQuery(BaseModel):
+    opd: str | None = Field(None, max_length=64)
+
+
+class Fee(BaseModel):
+    amount: int
+    basis: str | None
+
+
+class SopOut(BaseModel):
+    """A published SOP version with its steps, transitions, roles, requirements and fee."""
+
+    model_config = ConfigDict(extra="allow")
+    sop: str
+    version: int
+    opd: str
+    title: str
+    description: str | None
+    legal_basis: list[str]
+    service_time: str | None = Field(description="as written in the SOP, e.g. `14d`")
+    fee: Fee
+    roles: dict[str, str]
+    requirements: list[dict[str, Any]]
+    steps: list[dict[str, Any]]
+    transitions: list[dict[str, Any]]
+    checksum: str
+    published_at: datetime
+
+
+class SopList(BaseModel):
+    items: list[SopOut]
+
+
+# ---- cases -------------------------------------------------------------------------------
+
+
+class CasePath(BaseModel):
+    id: str = Field(max_length=64)
+
+
+class CaseCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sop: str = Field(max_length=64)
+    version: StrictInt | None = Field(None, ge=1, description="default: the latest version")
+    fields: dict[str, Any] = Field(default_factory=dict)
+    received: list[str] = Field(default_factory=list, max_length=100)
+
+
+class TransitionFire(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(max_length=64)
+    comment: str | None = Field(None, max_length=2000)
+    received: list[str] = Field(default_factory=list, max_length=100)
+
+
+class DocumentsReceived(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    received: list[str] = Field(min_length=1, max_length=100)
+
+
+class PaymentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    amount: StrictInt = Field(gt=0, le=10**13, description="integer rupiah")
+    method: Literal["cash", "transfer", "qris"]
+    receipt: str | None = Field(None, max_length=200)
+
+
+class CaseQuery(BaseModel):
+    sop: str | None = Field(None, max_length=64)
+    step: str | None = Field(None, max_length=64)
+    status: Literal["open", "closed"] | None = None
+    overdue: bool = False
+    flagged: bool = False
+    assignee: str | None = Field(None, max_length=200)
+    limit: int = Field(50, ge=1, le=500)
+    cursor: str | None = Field(None, max_length=100)
+
+
+class CaseOut(BaseModel):
+    """A case: where it stands, what is due when, and what the caller may do next."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str
+    tracking_code: str
+    sop: str
+    sop_version: int
+    opd: str
+    status: Literal["open", "closed"]
+    outcome: Literal["completed", "rejected", "withdrawn"] | None
+    step: str
+    step_entered_at: datetime
+    step_due_at: datetime | None
+    service_due_at: datetime | None
+    escalation_level: int
+    flags: list[str]
+    received: list[str]
+    allowed_transitions: list[str]
+    version: int
+    created_at: datetime
+    closed_at: datetime | None
+    fields: dict[str, Any]
+
+
+class PaymentOut(BaseModel):
+    id: int
+    case_id: str
+    amount: int
+    expected: int
+    fee_mismatch: bool
+    method: str
+    receipt: str | None
+    recorded_at: datetime
+    recorded_by: str
+
+
+class PaymentList(BaseModel):
+    items: list[PaymentOut]
+
+
+# ---- audit trail -------------------------------------------------------------------------
+
+
+class EventQuery(BaseModel):
+    opd: str | None = Field(None, max_length=64)
+    sop: str | None = Field(None, max_length=64)
+    case: str | None = Field(None, max_length=64)
+    actor: str | None = Field(None, max_length=200)
+    type: str | None = Field(None, max_length=40)
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = Field(50, ge=1, le=500)
+    cursor: str | None = Field(None, max_length=100)
+
+
+class EventOut(BaseModel):
+    seq: int
+    at: datetime
+    type: str
+    opd: str | None
+    sop: str | None
+    case_id: str | None
+    actor: str | None
+    from_step: str | None
+    to_step: str | None
+    data: dict[str, Any]
+    hash: str
+    prev_hash: str
+
+
+class EventList(BaseModel):
+    items: list[EventOut]
+
+
+class Verification(BaseModel):
+    ok: bool
+    checked: int
+    first_bad_seq: int | None
+    last_hash: str = Field(description="the chain's head: keep it to anchor later checks")
+
+
+# ---- public ------------------------------------------------------------------------------
+
+
+class TrackPath(BaseModel):
+    code: str = Field(max_length=32)
+
+
+class PublicSop(BaseModel):
+    """A service standard (standar pelayanan) as citizens read it."""
+
+    model_config = ConfigDict(extra="allow")
+    sop: str
+    title: str
+    opd: str
+    requirements: list[dict[str, Any]]
+    steps: list[dict[str, Any]]
+    service_time: str | None
+    fee: dict[str, Any]
+
+
+class PublicSopList(BaseModel):
+    items: list[PublicSop]
+
+
+class Tracking(BaseModel):
+    sop: str
+    title: str
+    status: Literal["open", "closed"]
+    outcome: str | None
+    step: str
+    step_name: str
+    received_at: datetime
+    expected_by: datetime | None
+    closed_at: datetime | None

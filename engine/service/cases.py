@@ -1,0 +1,659 @@
+"""Cases: opening them, moving them through their SOP, documents and payments."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from typing import Any, NoReturn
+
+from sqlalchemy import select
+from sqlalchemy.orm.exc import StaleDataError
+
+from engine.domain.audit import Event, mask
+from engine.domain.calendar import calendar_for
+from engine.domain.errors import GuardFailed, RoleRefused, TransitionRefused
+from engine.domain.machine import Actor, CaseFacts, compile_sop
+from engine.domain.model import SOP, FieldSpec, Step
+from engine.domain.validator import suggest
+from engine.service.context import Context
+from engine.service.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    PreconditionFailed,
+    ServiceError,
+)
+from engine.service.sops import find_row, parsed, sop_of
+from engine.service.users import Principal
+from engine.store.tables import Case, Payment, ReceivedDocument, SopVersion, StepVisit
+from engine.store.uow import UnitOfWork
+
+PAYMENT_METHODS = ("cash", "transfer", "qris")
+MAX_TEXT = 2000
+# Crockford's base32: no I, L, O, U, so a code read aloud or copied by hand survives
+_TRACKING_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_tracking_code() -> str:
+    """Twelve random base32 characters (60 bits), grouped for reading: `7XQ2-M9RA-K4DT`."""
+    raw = "".join(secrets.choice(_TRACKING_ALPHABET) for _ in range(12))
+    return f"{raw[:4]}-{raw[4:8]}-{raw[8:]}"
+
+
+# ---- views -------------------------------------------------------------------------------
+
+
+def facts(case: Case, sop: SOP) -> CaseFacts:
+    """What the machine's guards need to know about a case."""
+    return CaseFacts(
+        step=case.step,
+        received=frozenset(case.received),
+        paid=sop.fee.amount > 0 and case.paid_total >= sop.fee.amount,
+        fired_by={name: frozenset(users) for name, users in case.fired_by.items()},
+        extra_roles=frozenset(case.extra_roles),
+    )
+
+
+def masked_fields(sop: SOP, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The applicant's data with every `pii` field masked."""
+    pii = {f.name for f in sop.fields if f.pii}
+    return {k: (mask(v) if k in pii and v is not None else v) for k, v in values.items()}
+
+
+def case_view(case: Case, sop: SOP, principal: Principal) -> dict[str, Any]:
+    """A case as the API shows it to this caller."""
+    allowed: list[str] = []
+    if case.status == "open" and principal.staff:
+        allowed = compile_sop(sop).allowed(facts(case, sop), Actor(principal.name, principal.roles))
+    step = sop.step(case.step)
+    return {
+        "id": case.id,
+        "tracking_code": case.tracking_code,
+        "sop": case.sop,
+        "sop_version": case.sop_version,
+        "opd": case.opd,
+        "status": case.status,
+        "outcome": case.outcome,
+        "step": case.step,
+        "step_name": step.name,
+        "step_role": case.step_role,
+        "step_entered_at": case.step_entered_at,
+        "step_due_at": case.step_due_at,
+        "service_due_at": case.service_due_at,
+        "escalation_level": case.escalation_level,
+        "flags": list(case.flags),
+        "received": list(case.received),
+        "paid_total": case.paid_total,
+        "allowed_transitions": allowed,
+        "version": case.version,
+        "created_at": case.created_at,
+        "created_by": case.created_by,
+        "closed_at": case.closed_at,
+        # the OPD's own staff work with the clear values; the inspectorate sees them masked
+        "fields": dict(case.fields) if principal.staff else masked_fields(sop, case.fields),
+    }
+
+
+# ---- refusals are evidence too -------------------------------------------------------------
+
+
+def refuse(
+    ctx: Context,
+    error: ServiceError,
+    kind: str,
+    principal: Principal,
+    case: Case | None = None,
+    data: Mapping[str, Any] | None = None,
+) -> NoReturn:
+    """Record a refused attempt in the audit trail, in a transaction of its own, and raise."""
+    event_data = {"status": error.status, "reason": error.detail, **(data or {})}
+    with ctx.uow() as uow:
+        uow.record(
+            Event(
+                kind,
+                ctx.clock(),
+                opd=case.opd if case else principal.opd,
+                sop=case.sop if case else None,
+                case_id=case.id if case else None,
+                actor=principal.name,
+                from_step=case.step if case else None,
+                data=event_data,
+            )
+        )
+        uow.commit()
+    raise error
+
+
+def deny(ctx: Context, principal: Principal, detail: str, **data: Any) -> NoReturn:
+    """Refuse with 403 and record `access.denied`."""
+    refuse(ctx, Forbidden(detail), "access.denied", principal, data=data)
+
+
+# ---- reading cases -------------------------------------------------------------------------
+
+
+def load_case(
+    ctx: Context, uow: UnitOfWork, principal: Principal, case_id: str, action: str
+) -> tuple[Case, SOP]:
+    """A case the caller may see, with its SOP; another OPD's case is a 404 (and audited)."""
+    row = uow.session.execute(
+        select(Case, SopVersion.checksum)
+        .join(SopVersion, (SopVersion.key == Case.sop) & (SopVersion.version == Case.sop_version))
+        .where(Case.id == case_id)
+    ).first()
+    if row is None:
+        raise NotFound(f"no case `{case_id}`")
+    case, checksum = row
+    if not principal.may_see_opd(case.opd):
+        uow.rollback()
+        refuse(
+            ctx,
+            NotFound(f"no case `{case_id}`"),
+            "access.denied",
+            principal,
+            case,
+            {"action": action},
+        )
+    return case, sop_of(uow.session, case.sop, case.sop_version, checksum)
+
+
+def get_case(ctx: Context, principal: Principal, case_id: str) -> dict[str, Any]:
+    """One case as the caller may see it."""
+    with ctx.uow() as uow:
+        case, sop = load_case(ctx, uow, principal, case_id, "read")
+        return case_view(case, sop, principal)
+
+
+# ---- opening a case ------------------------------------------------------------------------
+
+
+def check_fields(sop: SOP, values: Any) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """The applicant's data checked against the SOP's `fields`; problems name each field."""
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        return {}, [{"field": "fields", "message": "should be an object of field values"}]
+    specs = {f.name: f for f in sop.fields}
+    clean: dict[str, Any] = {}
+    errors: list[dict[str, str]] = []
+    for name, value in values.items():
+        spec = specs.get(name)
+        if spec is None:
+            errors.append(
+                {
+                    "field": f"fields.{name}",
+                    "message": f"`{name}` is not a field of this SOP{suggest(name, specs)}",
+                }
+            )
+            continue
+        problem = _field_problem(spec, value)
+        if problem:
+            errors.append({"field": f"fields.{name}", "message": problem})
+        elif value is not None:
+            clean[name] = value
+    for spec in sop.fields:
+        if spec.required and values.get(spec.name) in (None, ""):
+            errors.append({"field": f"fields.{spec.name}", "message": "is required"})
+    return clean, errors
+
+
+def _field_problem(spec: FieldSpec, value: Any) -> str | None:
+    if value is None:
+        return None
+    if spec.type == "string":
+        if not isinstance(value, str):
+            return "should be text"
+        if len(value) > MAX_TEXT:
+            return f"is longer than {MAX_TEXT} characters"
+        if spec.pattern and not re.search(spec.pattern, value):
+            return f"does not have the expected form (`{spec.pattern}`)"
+    elif spec.type == "integer":
+        if isinstance(value, bool) or not isinstance(value, int):
+            return "should be a whole number"
+    elif spec.type == "number":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return "should be a number"
+    elif spec.type == "boolean":
+        if not isinstance(value, bool):
+            return "should be true or false"
+    elif spec.type == "date":
+        try:
+            date.fromisoformat(value)
+        except (TypeError, ValueError):
+            return "should be a date like 2026-03-02"
+    return None
+
+
+def check_received(sop: SOP, received: Any) -> tuple[list[str], list[dict[str, str]]]:
+    """Requirement ids to mark received, checked against the SOP's requirements."""
+    if received is None:
+        return [], []
+    if not isinstance(received, list) or not all(isinstance(r, str) for r in received):
+        return [], [{"field": "received", "message": "should be a list of requirement ids"}]
+    known = sop.requirement_ids
+    errors = [
+        {
+            "field": "received",
+            "message": f"`{r}` is not a requirement of this SOP{suggest(r, known)}",
+        }
+        for r in received
+        if r not in known
+    ]
+    return list(dict.fromkeys(received)), errors
+
+
+def step_due(sop: SOP, step: Step, entered: datetime) -> datetime | None:
+    """When a step's time standard runs out (None: no sla, or the clock is paused)."""
+    if step.sla is None or step.paused or step.final:
+        return None
+    return calendar_for(sop.calendar).add(entered, step.sla)
+
+
+def open_case(
+    ctx: Context,
+    principal: Principal,
+    sop_key: str,
+    version: int | None = None,
+    fields: Any = None,
+    received: Any = None,
+) -> dict[str, Any]:
+    """Open a case on a published SOP of the caller's OPD, in its first step."""
+    if not principal.staff:
+        deny(ctx, principal, "inspectors read cases; they do not open them", action="open_case")
+    now = ctx.clock()
+    with ctx.uow() as uow:
+        row = find_row(uow.session, sop_key, version)
+        if row is None:
+            what = f"`{sop_key}`" + (f" version {version}" if version is not None else "")
+            raise Invalid(
+                f"no published SOP {what}", [{"field": "sop", "message": "not published"}]
+            )
+        if row.opd != principal.opd:
+            uow.rollback()
+            deny(
+                ctx,
+                principal,
+                f"`{sop_key}` belongs to `{row.opd}`; you open cases for `{principal.opd}`",
+                action="open_case",
+                sop=sop_key,
+            )
+        sop = parsed(row)
+        clean, errors = check_fields(sop, fields)
+        docs, doc_errors = check_received(sop, received)
+        if errors or doc_errors:
+            raise Invalid("the case cannot be opened as given", errors + doc_errors)
+        first = sop.initial
+        service_due = (
+            calendar_for(sop.calendar).add(now, sop.service_time) if sop.service_time else None
+        )
+        case = Case(
+            id=secrets.token_hex(12),
+            tracking_code=new_tracking_code(),
+            sop=sop.key,
+            sop_version=sop.version,
+            opd=sop.opd,
+            step=first.id,
+            step_role=first.role,
+            step_entered_at=now,
+            step_due_at=step_due(sop, first, now),
+            service_due_at=service_due,
+            received=docs,
+            fields=clean,
+            created_at=now,
+            created_by=principal.name,
+        )
+        uow.session.add(case)
+        uow.session.flush()
+        assert case.pk is not None
+        uow.session.add(
+            StepVisit(
+                case_pk=case.pk,
+                sop=sop.key,
+                step=first.id,
+                role=first.role,
+                paused=first.paused,
+                entered_at=now,
+                entered_by=principal.name,
+                due_at=case.step_due_at,
+            )
+        )
+        for doc in docs:
+            uow.session.add(
+                ReceivedDocument(
+                    case_pk=case.pk, requirement=doc, received_at=now, received_by=principal.name
+                )
+            )
+        uow.record(
+            Event(
+                "case.created",
+                now,
+                opd=sop.opd,
+                sop=sop.key,
+                case_id=case.id,
+                actor=principal.name,
+                to_step=first.id,
+                data={
+                    "sop_version": sop.version,
+                    "fields": masked_fields(sop, clean),
+                    "received": docs,
+                },
+            )
+        )
+        uow.commit()
+        return case_view(case, sop, principal)
+
+
+# ---- firing a transition -------------------------------------------------------------------
+
+
+def fire_transition(
+    ctx: Context,
+    principal: Principal,
+    case_id: str,
+    name: str,
+    comment: str | None = None,
+    received: Any = None,
+    if_match: int | None = None,
+) -> dict[str, Any]:
+    """Move a case along a transition; one transaction with its audit events."""
+    if comment is not None and len(comment) > MAX_TEXT:
+        raise Invalid("the comment is too long", [{"field": "comment", "message": "too long"}])
+    with ctx.uow() as uow:
+        case, sop = load_case(ctx, uow, principal, case_id, "transition")
+        if not principal.staff:
+            uow.rollback()
+            refuse(
+                ctx,
+                Forbidden("inspectors read cases; they change nothing"),
+                "access.denied",
+                principal,
+                case,
+                {"action": "transition", "transition": name},
+            )
+        if if_match is not None and if_match != case.version:
+            raise PreconditionFailed(
+                f"the case is at version {case.version}, not {if_match}; reload it and retry"
+            )
+        if case.status != "open":
+            raise Conflict(f"the case is closed ({case.outcome}); nothing more can be fired")
+        docs, doc_errors = check_received(sop, received)
+        if doc_errors:
+            raise Invalid("unknown documents", doc_errors)
+        new_docs = [d for d in docs if d not in case.received]
+        state = facts(case, sop)
+        state = CaseFacts(
+            state.step, state.received | set(new_docs), state.paid, state.fired_by,
+            state.extra_roles,
+        )  # fmt: skip
+        machine = compile_sop(sop)
+        try:
+            fired = machine.fire(state, Actor(principal.name, principal.roles), name, comment)
+        except TransitionRefused as e:
+            raise Conflict(
+                str(e), [{"field": "name", "message": "allowed: " + ", ".join(e.allowed)}]
+            ) from None
+        except RoleRefused as e:
+            uow.rollback()
+            refuse(
+                ctx,
+                Forbidden(str(e)),
+                "access.denied",
+                principal,
+                case,
+                {"action": "transition", "transition": name, "roles": e.roles},
+            )
+        except GuardFailed as e:
+            uow.rollback()
+            refuse(
+                ctx,
+                Invalid(
+                    f"`{name}` is refused: {e}",
+                    [{"guard": f.guard, "message": f.message} for f in e.failures],
+                ),
+                "case.transition_refused",
+                principal,
+                case,
+                {"transition": name, "guards": [f.guard for f in e.failures]},
+            )
+        now = ctx.clock()
+        if new_docs:
+            mark_received(uow, case, new_docs, principal, now)
+        dest = sop.step(fired.to_step)
+        close_visit(uow, case, principal, now, name)
+        case.step = dest.id
+        case.step_role = dest.role
+        case.step_entered_at = now
+        case.step_due_at = step_due(sop, dest, now)
+        case.escalation_level = 0
+        case.fired_by = {
+            **case.fired_by,
+            name: sorted({*case.fired_by.get(name, []), principal.name}),
+        }
+        if fired.final:
+            case.status = "closed"
+            case.outcome = fired.outcome
+            case.closed_at = now
+        else:
+            assert case.pk is not None
+            uow.session.add(
+                StepVisit(
+                    case_pk=case.pk,
+                    sop=sop.key,
+                    step=dest.id,
+                    role=dest.role,
+                    paused=dest.paused,
+                    entered_at=now,
+                    entered_by=principal.name,
+                    due_at=case.step_due_at,
+                )
+            )
+        data: dict[str, Any] = {"transition": name}
+        if comment:
+            data["comment"] = comment
+        uow.record(
+            Event(
+                "case.transitioned",
+                now,
+                opd=case.opd,
+                sop=case.sop,
+                case_id=case.id,
+                actor=principal.name,
+                from_step=fired.from_step,
+                to_step=fired.to_step,
+                data=data,
+            )
+        )
+        if fired.final:
+            uow.record(
+                Event(
+                    "case.closed",
+                    now,
+                    opd=case.opd,
+                    sop=case.sop,
+                    case_id=case.id,
+                    actor=principal.name,
+                    from_step=fired.to_step,
+                    data={"outcome": fired.outcome},
+                )
+            )
+        commit_case(uow, if_match)
+        return case_view(case, sop, principal)
+
+
+def commit_case(uow: UnitOfWork, if_match: int | None) -> None:
+    """Commit; a case changed meanwhile by someone else is a 409 (412 under If-Match)."""
+    try:
+        uow.commit()
+    except StaleDataError:
+        uow.rollback()
+        if if_match is not None:
+            raise PreconditionFailed("the case changed meanwhile; reload it and retry") from None
+        raise Conflict("the case changed meanwhile; reload it and retry") from None
+
+
+def close_visit(uow: UnitOfWork, case: Case, principal: Principal, now: datetime, via: str) -> None:
+    """End the case's current step visit."""
+    visit = uow.session.execute(
+        select(StepVisit)
+        .where(StepVisit.case_pk == case.pk, StepVisit.left_at.is_(None))  # type: ignore[union-attr]
+        .order_by(StepVisit.id.desc())  # type: ignore[union-attr]
+        .limit(1)
+    ).scalar_one_or_none()
+    if visit is not None:
+        visit.left_at = now
+        visit.left_by = principal.name
+        visit.left_via = via
+
+
+def mark_received(
+    uow: UnitOfWork, case: Case, docs: Sequence[str], principal: Principal, now: datetime
+) -> None:
+    """Mark documents received on a case and record it."""
+    assert case.pk is not None
+    for doc in docs:
+        uow.session.add(
+            ReceivedDocument(
+                case_pk=case.pk, requirement=doc, received_at=now, received_by=principal.name
+            )
+        )
+    case.received = [*case.received, *docs]
+    uow.record(
+        Event(
+            "case.received",
+            now,
+            opd=case.opd,
+            sop=case.sop,
+            case_id=case.id,
+            actor=principal.name,
+            from_step=case.step,
+            data={"received": list(docs)},
+        )
+    )
+
+
+def receive_documents(
+    ctx: Context, principal: Principal, case_id: str, received: Any, if_match: int | None = None
+) -> dict[str, Any]:
+    """Mark documents received on a case without moving it."""
+    with ctx.uow() as uow:
+        case, sop = load_case(ctx, uow, principal, case_id, "receive")
+        if not principal.staff:
+            uow.rollback()
+            deny(ctx, principal, "inspectors read cases; they change nothing", action="receive")
+        if if_match is not None and if_match != case.version:
+            raise PreconditionFailed(f"the case is at version {case.version}, not {if_match}")
+        docs, errors = check_received(sop, received)
+        if errors or not docs:
+            raise Invalid(
+                "no documents to mark",
+                errors or [{"field": "received", "message": "name at least one"}],
+            )
+        new_docs = [d for d in docs if d not in case.received]
+        if new_docs:
+            mark_received(uow, case, new_docs, principal, ctx.clock())
+            commit_case(uow, if_match)
+        return case_view(case, sop, principal)
+
+
+# ---- payments ------------------------------------------------------------------------------
+
+
+def record_payment(
+    ctx: Context,
+    principal: Principal,
+    case_id: str,
+    amount: Any,
+    method: Any,
+    receipt: Any = None,
+) -> dict[str, Any]:
+    """Record a payment as evidence; one that differs from the official fee is flagged."""
+    errors = []
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+        errors.append({"field": "amount", "message": "should be a whole number of rupiah above 0"})
+    if method not in PAYMENT_METHODS:
+        errors.append({"field": "method", "message": "should be cash, transfer or qris"})
+    if receipt is not None and (not isinstance(receipt, str) or len(receipt) > 200):
+        errors.append({"field": "receipt", "message": "should be text of at most 200 characters"})
+    if errors:
+        raise Invalid("the payment cannot be recorded as given", errors)
+    with ctx.uow() as uow:
+        case, sop = load_case(ctx, uow, principal, case_id, "payment")
+        if not principal.staff:
+            uow.rollback()
+            deny(ctx, principal, "inspectors read cases; they change nothing", action="payment")
+        now = ctx.clock()
+        expected = sop.fee.amount
+        mismatch = amount != expected
+        assert case.pk is not None
+        payment = Payment(
+            case_pk=case.pk,
+            amount=amount,
+            expected=expected,
+            method=method,
+            receipt=receipt,
+            fee_mismatch=mismatch,
+            recorded_at=now,
+            recorded_by=principal.name,
+        )
+        uow.session.add(payment)
+        case.paid_total = case.paid_total + amount
+        if mismatch and "fee_mismatch" not in case.flags:
+            case.flags = [*case.flags, "fee_mismatch"]
+            case.flagged = True
+        uow.record(
+            Event(
+                "case.payment_recorded",
+                now,
+                opd=case.opd,
+                sop=case.sop,
+                case_id=case.id,
+                actor=principal.name,
+                from_step=case.step,
+                data={
+                    "amount": amount,
+                    "expected": expected,
+                    "excess": amount - expected,
+                    "method": method,
+                    "receipt": receipt,
+                    "fee_mismatch": mismatch,
+                },
+            )
+        )
+        commit_case(uow, None)
+        return {
+            "id": payment.id,
+            "case_id": case.id,
+            "amount": amount,
+            "expected": expected,
+            "fee_mismatch": mismatch,
+            "method": method,
+            "receipt": receipt,
+            "recorded_at": now,
+            "recorded_by": principal.name,
+        }
+
+
+def list_payments(ctx: Context, principal: Principal, case_id: str) -> list[dict[str, Any]]:
+    """Payments recorded on a case, oldest first."""
+    with ctx.uow() as uow:
+        case, _sop = load_case(ctx, uow, principal, case_id, "payments")
+        rows = uow.session.execute(
+            select(Payment).where(Payment.case_pk == case.pk).order_by(Payment.id)  # type: ignore[arg-type]
+        ).scalars()
+        return [
+            {
+                "id": p.id,
+                "case_id": case.id,
+                "amount": p.amount,
+                "expected": p.expected,
+                "fee_mismatch": p.fee_mismatch,
+                "method": p.method,
+                "receipt": p.receipt,
+                "recorded_at": p.recorded_at,
+                "recorded_by": p.recorded_by,
+            }
+            for p in rows
+        ]

@@ -1,0 +1,190 @@
+"""Reading: lists of cases, a case's history, the audit trail and its verification."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.sql import Select
+
+from engine.service.cases import case_view, deny, load_case
+from engine.service.context import Context
+from engine.service.errors import Invalid, NotFound
+from engine.service.pages import check_limit, decode_cursor, page
+from engine.service.sops import sop_of
+from engine.service.users import Principal
+from engine.store import audit
+from engine.store.tables import AuditEvent, Case, SopVersion, User
+
+
+def event_view(row: AuditEvent) -> dict[str, Any]:
+    """An audit event as the API shows it."""
+    return {
+        "seq": row.seq,
+        "at": row.at,
+        "type": row.type,
+        "opd": row.opd,
+        "sop": row.sop,
+        "case_id": row.case_id,
+        "actor": row.actor,
+        "from_step": row.from_step,
+        "to_step": row.to_step,
+        "data": row.data,
+        "hash": row.hash,
+        "prev_hash": row.prev_hash,
+    }
+
+
+def list_cases(
+    ctx: Context,
+    principal: Principal,
+    *,
+    sop: str | None = None,
+    step: str | None = None,
+    status: str | None = None,
+    overdue: bool = False,
+    flagged: bool = False,
+    assignee: str | None = None,
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """Cases the caller may see, oldest first, filtered."""
+    size = check_limit(limit)
+    after = decode_cursor(cursor)
+    if status is not None and status not in ("open", "closed"):
+        raise Invalid("status is open or closed", [{"field": "status", "message": "open|closed"}])
+    query = (
+        select(Case, SopVersion.checksum)
+        .join(SopVersion, (SopVersion.key == Case.sop) & (SopVersion.version == Case.sop_version))
+        .where(Case.pk > after)  # type: ignore[operator]
+    )
+    if not principal.inspector:
+        query = query.where(Case.opd == principal.opd)
+    if sop:
+        query = query.where(Case.sop == sop)
+    if step:
+        query = query.where(Case.step == step)
+    if status:
+        query = query.where(Case.status == status)
+    if flagged:
+        query = query.where(Case.flagged.is_(True))  # type: ignore[attr-defined]
+    if overdue:
+        now = ctx.clock()
+        query = query.where(
+            Case.status == "open",
+            or_(Case.step_due_at < now, Case.service_due_at < now),  # type: ignore[operator]
+        )
+    with ctx.uow() as uow:
+        if assignee:
+            query = _assigned_to(uow.session, query, principal, assignee)
+        rows = uow.session.execute(query.order_by(Case.pk).limit(size)).all()  # type: ignore[arg-type]
+        items = [
+            case_view(case, sop_of(uow.session, case.sop, case.sop_version, checksum), principal)
+            for case, checksum in rows
+        ]
+    last = rows[-1][0].pk if rows else None
+    return page(items, size, last)
+
+
+def _assigned_to(session: Any, query: Select[Any], principal: Principal, name: str) -> Select[Any]:
+    """Open cases waiting in a step whose role the named user holds, in their OPD."""
+    user = session.execute(select(User).where(User.name == name)).scalar_one_or_none()
+    if user is None or (not principal.inspector and user.opd != principal.opd):
+        raise Invalid(f"no user `{name}` here", [{"field": "assignee", "message": "unknown"}])
+    return query.where(
+        Case.opd == user.opd,
+        Case.status == "open",
+        Case.step_role.in_(user.roles or [""]),  # type: ignore[union-attr]
+    )
+
+
+def case_history(ctx: Context, principal: Principal, case_id: str) -> list[dict[str, Any]]:
+    """A case's audit events, oldest first."""
+    with ctx.uow() as uow:
+        load_case(ctx, uow, principal, case_id, "history")
+        rows = uow.session.execute(
+            select(AuditEvent).where(AuditEvent.case_id == case_id).order_by(AuditEvent.seq)
+        ).scalars()
+        return [event_view(r) for r in rows]
+
+
+def may_read_trail(ctx: Context, principal: Principal, what: str) -> None:
+    """Inspectors read every trail; OPD admins their own OPD's; nobody else."""
+    if not (principal.inspector or principal.admin):
+        deny(ctx, principal, f"only inspectors and OPD admins read the {what}", action=what)
+
+
+def audit_events(
+    ctx: Context,
+    principal: Principal,
+    *,
+    opd: str | None = None,
+    sop: str | None = None,
+    case: str | None = None,
+    actor: str | None = None,
+    type: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """Audit events oldest first, filtered; an OPD admin sees only their OPD's."""
+    may_read_trail(ctx, principal, "audit trail")
+    size = check_limit(limit)
+    query = select(AuditEvent).where(AuditEvent.seq > decode_cursor(cursor))
+    if not principal.inspector:
+        if opd is not None and opd != principal.opd:
+            deny(ctx, principal, "an OPD admin reads only their own OPD's trail", opd=opd)
+        opd = principal.opd
+    for column, value in (
+        (AuditEvent.opd, opd),
+        (AuditEvent.sop, sop),
+        (AuditEvent.case_id, case),
+        (AuditEvent.actor, actor),
+        (AuditEvent.type, type),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if since is not None:
+        query = query.where(AuditEvent.at >= since)
+    if until is not None:
+        query = query.where(AuditEvent.at < until)
+    with ctx.uow() as uow:
+        rows = list(uow.session.execute(query.order_by(AuditEvent.seq).limit(size)).scalars())
+    return page([event_view(r) for r in rows], size, rows[-1].seq if rows else None)
+
+
+def verify_trail(ctx: Context, principal: Principal) -> dict[str, Any]:
+    """Recompute the whole hash chain and name the first event that breaks it."""
+    may_read_trail(ctx, principal, "audit trail")
+    with ctx.uow() as uow:
+        return asdict(audit.verify(uow.session))
+
+
+def track(ctx: Context, code: str) -> dict[str, Any]:
+    """What a citizen holding a tracking code may know: no personal data."""
+    with ctx.uow() as uow:
+        row = uow.session.execute(
+            select(Case, SopVersion.checksum)
+            .join(
+                SopVersion, (SopVersion.key == Case.sop) & (SopVersion.version == Case.sop_version)
+            )
+            .where(Case.tracking_code == code.strip().upper())
+        ).first()
+        if row is None:
+            raise NotFound("no case has this tracking code; check it and try again")
+        case, checksum = row
+        sop = sop_of(uow.session, case.sop, case.sop_version, checksum)
+    return {
+        "sop": case.sop,
+        "title": sop.title,
+        "status": case.status,
+        "outcome": case.outcome,
+        "step": case.step,
+        "step_name": sop.step(case.step).name,
+        "received_at": case.created_at,
+        "expected_by": case.service_due_at,
+        "closed_at": case.closed_at,
+    }

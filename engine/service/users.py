@@ -1,0 +1,117 @@
+"""Users and their tokens: who is asking, and what kind of user they are."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+
+from engine.domain.audit import Event
+from engine.domain.validator import ID_SLUG, SOP_SLUG
+from engine.service.context import Context
+from engine.service.errors import Conflict, Invalid, Unauthenticated
+from engine.store.tables import Opd, User
+from engine.store.uow import UnitOfWork
+
+_NAME = re.compile(r"^[\w.@-]{1,200}$")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller."""
+
+    name: str
+    opd: str | None
+    roles: frozenset[str]
+    admin: bool = False
+    inspector: bool = False
+
+    @property
+    def staff(self) -> bool:
+        """True for a member of an OPD's staff (admins included), never for an inspector."""
+        return self.opd is not None and not self.inspector
+
+    def may_see_opd(self, opd: str) -> bool:
+        """True when the caller may read this OPD's cases."""
+        return self.inspector or self.opd == opd
+
+
+def token_hash(token: str) -> str:
+    """Tokens are stored only as their SHA-256."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def authenticate(ctx: Context, authorization: str | None) -> Principal:
+    """The principal behind an `Authorization: Bearer <token>` header, or Unauthenticated."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("send `Authorization: Bearer <token>`; ask an admin for a token")
+    with ctx.uow() as uow:
+        user = uow.session.execute(
+            select(User).where(User.token_hash == token_hash(token.strip()))
+        ).scalar_one_or_none()
+    if user is None:
+        raise Unauthenticated("this token is not known; ask an admin for a new one")
+    return Principal(user.name, user.opd, frozenset(user.roles), user.admin, user.inspector)
+
+
+def ensure_opd(uow: UnitOfWork, opd: str, now: datetime) -> None:
+    """Create the office row the first time it is named."""
+    if uow.session.get(Opd, opd) is None:
+        uow.session.add(Opd(id=opd, created_at=now))
+        uow.session.flush()
+
+
+def add_user(
+    ctx: Context,
+    name: str,
+    opd: str | None = None,
+    roles: tuple[str, ...] = (),
+    admin: bool = False,
+    inspector: bool = False,
+) -> tuple[Principal, str]:
+    """Create a user; returns the principal and its token (shown once, stored hashed)."""
+    errors = []
+    if not _NAME.match(name):
+        errors.append({"field": "name", "message": "use letters, digits, `.`, `@`, `_`, `-`"})
+    if inspector and (opd or roles or admin):
+        errors.append({"field": "opd", "message": "an inspector belongs to no OPD and holds no "
+                       "roles or admin right"})  # fmt: skip
+    if not inspector and not opd:
+        errors.append({"field": "opd", "message": "staff and admins belong to an OPD: give --opd"})
+    if opd and not SOP_SLUG.match(opd):
+        errors.append({"field": "opd", "message": f"`{opd}`: use lowercase letters, digits, `-`"})
+    for role in roles:
+        if not ID_SLUG.match(role):
+            errors.append({"field": "roles", "message": f"role `{role}` is not a valid role id"})
+    if errors:
+        raise Invalid("the user cannot be created as given", errors)
+    token = secrets.token_urlsafe(32)
+    now = ctx.clock()
+    with ctx.uow() as uow:
+        if uow.session.execute(select(User.id).where(User.name == name)).first():
+            raise Conflict(f"a user named `{name}` already exists")
+        if opd:
+            ensure_opd(uow, opd, now)
+        uow.session.add(
+            User(
+                name=name,
+                opd=opd,
+                roles=sorted(set(roles)),
+                admin=admin,
+                inspector=inspector,
+                token_hash=token_hash(token),
+                created_at=now,
+            )
+        )
+        kind = "inspector" if inspector else "admin" if admin else "staff"
+        uow.record(
+            Event("user.created", now, opd=opd, actor=None,
+                  data={"user": name, "kind": kind, "roles": sorted(set(roles))})
+        )  # fmt: skip
+        uow.commit()
+    return Principal(name, opd, frozenset(roles), admin, inspector), token

@@ -1,0 +1,180 @@
+"""The relational model: one database is the single source of truth."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, Index, Text, UniqueConstraint
+from sqlalchemy.orm import declared_attr
+from sqlmodel import Field, SQLModel
+
+from engine.store.types import UTCDateTime
+
+
+def instant(nullable: bool = False, index: bool = False) -> Any:
+    """A timezone-aware UTC instant column."""
+    return Field(
+        default=None if nullable else ...,
+        sa_type=UTCDateTime,  # type: ignore[call-overload]
+        nullable=nullable,
+        index=index,
+    )
+
+
+def json_list() -> Any:
+    """A JSON list column."""
+    return Field(default_factory=list, sa_column_kwargs={"nullable": False}, sa_type=JSON)
+
+
+def json_map() -> Any:
+    """A JSON object column."""
+    return Field(default_factory=dict, sa_column_kwargs={"nullable": False}, sa_type=JSON)
+
+
+class Opd(SQLModel, table=True):
+    """A local-government office."""
+
+    __tablename__ = "opd"
+    id: str = Field(primary_key=True, max_length=64)
+    created_at: datetime = instant()
+
+
+class User(SQLModel, table=True):
+    """Staff, an OPD admin or an inspector, known by the hash of their API token."""
+
+    __tablename__ = "app_user"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=200)
+    opd: str | None = Field(default=None, foreign_key="opd.id", index=True)
+    roles: list[str] = json_list()
+    admin: bool = False
+    inspector: bool = False
+    token_hash: str = Field(unique=True, max_length=64)
+    created_at: datetime = instant()
+
+
+class SopVersion(SQLModel, table=True):
+    """A published version of an SOP: the source as sent, never changed."""
+
+    __tablename__ = "sop_version"
+    key: str = Field(primary_key=True, max_length=64)
+    version: int = Field(primary_key=True)
+    opd: str = Field(foreign_key="opd.id", index=True)
+    title: str
+    source: str = Field(sa_type=Text)
+    checksum: str = Field(max_length=64)
+    published_at: datetime = instant()
+    published_by: str
+
+
+class Case(SQLModel, table=True):
+    """A citizen's request moving through one SOP version."""
+
+    __tablename__ = "sop_case"
+    __table_args__ = (
+        Index("ix_sop_case_opd_pk", "opd", "pk"),
+        Index("ix_sop_case_sop_step", "sop", "step"),
+    )
+    pk: int | None = Field(default=None, primary_key=True)
+    id: str = Field(unique=True, max_length=32)
+    tracking_code: str = Field(unique=True, max_length=32)
+    sop: str = Field(max_length=64)
+    sop_version: int
+    opd: str = Field(foreign_key="opd.id")
+    status: str = Field(default="open", max_length=8)
+    outcome: str | None = Field(default=None, max_length=16)
+    step: str = Field(max_length=64)
+    step_role: str | None = Field(default=None, max_length=64)
+    step_entered_at: datetime = instant()
+    step_due_at: datetime | None = instant(nullable=True)
+    service_due_at: datetime | None = instant(nullable=True)
+    escalation_level: int = 0
+    flags: list[str] = json_list()
+    flagged: bool = Field(default=False, index=True)  # any flag: a filter the index serves
+    received: list[str] = json_list()
+    # transition name -> user names who fired it on this case (separation of duties)
+    fired_by: dict[str, list[str]] = json_map()
+    # roles the case was escalated to: they may act on it from then on
+    extra_roles: list[str] = json_list()
+    paid_total: int = Field(default=0, sa_type=BigInteger)
+    # the applicant's data in clear; it never enters the audit chain
+    fields: dict[str, Any] = json_map()
+    version: int = 1
+    created_at: datetime = instant()
+    created_by: str
+    closed_at: datetime | None = instant(nullable=True)
+
+    @declared_attr  # type: ignore[misc]
+    def __mapper_args__(cls) -> dict[str, Any]:  # noqa: N805
+        # optimistic concurrency: every UPDATE checks and bumps `version`, and one that
+        # finds another version updates nothing and raises StaleDataError
+        return {"version_id_col": cls.__table__.c.version}
+
+
+class StepVisit(SQLModel, table=True):
+    """One stay of a case in one step: when it entered and left, who moved it, its due."""
+
+    __tablename__ = "step_visit"
+    __table_args__ = (Index("ix_step_visit_sop_step", "sop", "step"),)
+    id: int | None = Field(default=None, primary_key=True)
+    case_pk: int = Field(foreign_key="sop_case.pk", index=True)
+    sop: str = Field(max_length=64)
+    step: str = Field(max_length=64)
+    role: str | None = Field(default=None, max_length=64)
+    paused: bool = False
+    entered_at: datetime = instant()
+    entered_by: str
+    due_at: datetime | None = instant(nullable=True)
+    left_at: datetime | None = instant(nullable=True)
+    left_by: str | None = None
+    left_via: str | None = None
+
+
+class ReceivedDocument(SQLModel, table=True):
+    """A requirement (persyaratan) marked received on a case."""
+
+    __tablename__ = "received_document"
+    __table_args__ = (UniqueConstraint("case_pk", "requirement"),)
+    id: int | None = Field(default=None, primary_key=True)
+    case_pk: int = Field(foreign_key="sop_case.pk")
+    requirement: str = Field(max_length=64)
+    received_at: datetime = instant()
+    received_by: str
+
+
+class Payment(SQLModel, table=True):
+    """A payment recorded on a case: evidence, never refused for its amount."""
+
+    __tablename__ = "payment"
+    id: int | None = Field(default=None, primary_key=True)
+    case_pk: int = Field(foreign_key="sop_case.pk", index=True)
+    amount: int = Field(sa_type=BigInteger)
+    expected: int = Field(sa_type=BigInteger)
+    method: str = Field(max_length=16)
+    receipt: str | None = Field(default=None, max_length=200)
+    fee_mismatch: bool = False
+    recorded_at: datetime = instant()
+    recorded_by: str
+
+
+class AuditEvent(SQLModel, table=True):
+    """One link of the append-only hash chain (see engine.domain.audit for its form)."""
+
+    __tablename__ = "audit_event"
+    __table_args__ = (
+        Index("ix_audit_event_case_seq", "case_id", "seq"),
+        Index("ix_audit_event_opd_seq", "opd", "seq"),
+    )
+    seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    at: datetime = instant(index=True)
+    type: str = Field(max_length=40, index=True)
+    opd: str | None = Field(default=None, max_length=64)
+    sop: str | None = Field(default=None, max_length=64)
+    case_id: str | None = Field(default=None, max_length=32)
+    actor: str | None = Field(default=None, max_length=200, index=True)
+    from_step: str | None = Field(default=None, max_length=64)
+    to_step: str | None = Field(default=None, max_length=64)
+    data: dict[str, Any] = json_map()
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)

@@ -1,0 +1,59 @@
+"""The unit of work: one transaction per command; only the service layer commits."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from engine.domain.audit import Event
+from engine.store import audit
+
+
+class UnitOfWork:
+    """A session whose changes and audit events land together on commit, or not at all."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self.events: list[Event] = []
+
+    def __enter__(self) -> UnitOfWork:
+        # expire_on_commit=False: a committed object is rendered as it is, without a
+        # second round trip to reload it
+        self.session = Session(self._engine, expire_on_commit=False)
+        self.events = []
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # close, not rollback: a rollback would expire every loaded object, and the caller
+        # still renders them after the unit of work ends
+        self.session.close()
+        self.events = []
+
+    def record(self, event: Event) -> None:
+        """Queue an audit event; it is chained and inserted at commit, in this transaction."""
+        self.events.append(event)
+
+    def commit(self) -> list[int]:
+        """Flush the changes, append the queued events last, commit; returns the events' seqs."""
+        self.session.flush()
+        seqs = audit.append(self.session, self.events)
+        self.session.commit()
+        self.events = []
+        return seqs
+
+    def rollback(self) -> None:
+        """Forget everything not yet committed and release the transaction's locks.
+
+        Loaded objects stay readable (detached, not expired), so a refusal can still name
+        the case it refused.
+        """
+        self.session.expunge_all()
+        self.session.rollback()
+        self.events = []
