@@ -6,7 +6,7 @@ import re
 import secrets
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
-from typing import Any, NoReturn
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
@@ -24,8 +24,8 @@ from engine.service.errors import (
     Invalid,
     NotFound,
     PreconditionFailed,
-    ServiceError,
 )
+from engine.service.refusals import deny, refuse
 from engine.service.sops import find_row, parsed, sop_of
 from engine.service.users import Principal
 from engine.store.tables import Case, Payment, ReceivedDocument, SopVersion, StepVisit
@@ -95,41 +95,6 @@ def case_view(case: Case, sop: SOP, principal: Principal) -> dict[str, Any]:
         # the OPD's own staff work with the clear values; the inspectorate sees them masked
         "fields": dict(case.fields) if principal.staff else masked_fields(sop, case.fields),
     }
-
-
-# ---- refusals are evidence too -------------------------------------------------------------
-
-
-def refuse(
-    ctx: Context,
-    error: ServiceError,
-    kind: str,
-    principal: Principal,
-    case: Case | None = None,
-    data: Mapping[str, Any] | None = None,
-) -> NoReturn:
-    """Record a refused attempt in the audit trail, in a transaction of its own, and raise."""
-    event_data = {"status": error.status, "reason": error.detail, **(data or {})}
-    with ctx.uow() as uow:
-        uow.record(
-            Event(
-                kind,
-                ctx.clock(),
-                opd=case.opd if case else principal.opd,
-                sop=case.sop if case else None,
-                case_id=case.id if case else None,
-                actor=principal.name,
-                from_step=case.step if case else None,
-                data=event_data,
-            )
-        )
-        uow.commit()
-    raise error
-
-
-def deny(ctx: Context, principal: Principal, detail: str, **data: Any) -> NoReturn:
-    """Refuse with 403 and record `access.denied`."""
-    refuse(ctx, Forbidden(detail), "access.denied", principal, data=data)
 
 
 # ---- reading cases -------------------------------------------------------------------------

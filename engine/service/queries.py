@@ -9,10 +9,11 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.sql import Select
 
-from engine.service.cases import case_view, deny, load_case
+from engine.service.cases import case_view, load_case
 from engine.service.context import Context
 from engine.service.errors import Invalid, NotFound
 from engine.service.pages import check_limit, decode_cursor, page
+from engine.service.refusals import deny
 from engine.service.sops import sop_of
 from engine.service.users import Principal
 from engine.store import audit

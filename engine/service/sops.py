@@ -17,7 +17,8 @@ from engine.domain.errors import DefinitionError
 from engine.domain.model import SOP
 from engine.domain.validator import load_sop
 from engine.service.context import Context
-from engine.service.errors import Conflict, Forbidden, Invalid, NotFound
+from engine.service.errors import Conflict, Invalid, NotFound
+from engine.service.refusals import deny, refuse
 from engine.service.users import Principal, ensure_opd
 from engine.store.tables import SopVersion
 
@@ -124,7 +125,7 @@ def sop_view(sop: SOP, row: SopVersion) -> dict[str, Any]:
 def publish_sop(ctx: Context, principal: Principal, raw: bytes) -> tuple[dict[str, Any], bool]:
     """Publish an SOP file for the admin's OPD; returns its view and whether it is new."""
     if not principal.admin or principal.inspector:
-        raise Forbidden("only an OPD admin may publish SOPs")
+        deny(ctx, principal, "only an OPD admin may publish SOPs", action="publish_sop")
     try:
         sop = load_sop(raw, "sop.yaml")
     except DefinitionError as e:
@@ -133,7 +134,13 @@ def publish_sop(ctx: Context, principal: Principal, raw: bytes) -> tuple[dict[st
             [{"line": p.line, "column": p.column, "message": p.message} for p in e.problems],
         ) from None
     if sop.opd != principal.opd:
-        raise Forbidden(f"this SOP belongs to `{sop.opd}`; you publish for `{principal.opd}`")
+        deny(
+            ctx,
+            principal,
+            f"this SOP belongs to `{sop.opd}`; you publish for `{principal.opd}`",
+            action="publish_sop",
+            sop=sop.key,
+        )
     checksum = hashlib.sha256(raw).hexdigest()
     now = ctx.clock()
     with ctx.uow() as uow:
@@ -214,9 +221,12 @@ def get_sop(
     """A published SOP version the caller may see (any, for None: the public)."""
     with ctx.uow() as uow:
         row = find_row(uow.session, key, version)
-    if row is None or (principal is not None and not principal.may_see_opd(row.opd)):
-        what = f"`{key}`" + (f" version {version}" if version is not None else "")
+    what = f"`{key}`" + (f" version {version}" if version is not None else "")
+    if row is None:
         raise NotFound(f"no published SOP {what}")
+    if principal is not None and not principal.may_see_opd(row.opd):
+        refuse(ctx, NotFound(f"no published SOP {what}"), "access.denied", principal,
+               data={"action": "read_sop", "sop": key})  # fmt: skip
     return parsed(row), row
 
 
