@@ -149,6 +149,8 @@ class SOP:
     fields: tuple[FieldSpec, ...] = ()
     requirements: tuple[Requirement, ...] = ()
     escalation: tuple[Rung, ...] = ()
+    # an application not decided within service_time is deemed granted (fiktif positif)
+    deemed_approval: bool = False
     digest: str = ""  # SHA-256 of the source bytes
 
     @property

@@ -53,7 +53,7 @@ TOP_KEYS = {
     "sop": True, "version": True, "opd": True, "title": True, "description": False,
     "legal_basis": False, "service_time": False, "fee": False, "calendar": False,
     "fields": False, "requirements": False, "roles": True, "steps": True,
-    "transitions": True, "escalation": False,
+    "transitions": True, "escalation": False, "deemed_approval": False,
 }  # fmt: skip
 STEP_KEYS = {
     "id": True, "name": True, "role": False, "sla": False, "clock": False, "output": False,
@@ -281,6 +281,13 @@ class _Checker:
         )
         service_time = self.opt(m, "service_time", self.duration, "", None)
         fee = self.fee(m["fee"]) if "fee" in m else Fee()
+        deemed = self.opt(m, "deemed_approval", self.boolean, "", False)
+        if deemed and service_time is None:
+            self.add(
+                m["deemed_approval"],
+                "`deemed_approval` needs a `service_time`: the "
+                "application is deemed granted when that time runs out",
+            )
         calendar = self.calendar(m["calendar"]) if "calendar" in m else ID_WORKING
         fields = self.fields(m["fields"]) if "fields" in m else ()
         requirements = self.requirements(m["requirements"]) if "requirements" in m else ()
@@ -313,6 +320,7 @@ class _Checker:
             fields=fields,
             requirements=requirements,
             escalation=ladder,
+            deemed_approval=deemed,
         )
 
     def fee(self, node: Node) -> Fee:

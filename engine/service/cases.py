@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Any
 
@@ -12,11 +13,11 @@ from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
 
 from engine.domain.audit import Event, mask
-from engine.domain.calendar import calendar_for
 from engine.domain.errors import GuardFailed, RoleRefused, TransitionRefused
-from engine.domain.machine import Actor, CaseFacts, compile_sop
-from engine.domain.model import SOP, FieldSpec, Step
+from engine.domain.machine import Actor, CaseFacts, Fired, compile_sop
+from engine.domain.model import SOP, FieldSpec
 from engine.domain.validator import suggest
+from engine.service import clocks
 from engine.service.context import Context
 from engine.service.errors import (
     Conflict,
@@ -28,7 +29,7 @@ from engine.service.errors import (
 from engine.service.refusals import deny, refuse
 from engine.service.sops import find_row, parsed, sop_of
 from engine.service.users import Principal
-from engine.store.tables import Case, Payment, ReceivedDocument, SopVersion, StepVisit
+from engine.store.tables import Case, Payment, ReceivedDocument, SopVersion
 from engine.store.uow import UnitOfWork
 
 PAYMENT_METHODS = ("cash", "transfer", "qris")
@@ -210,13 +211,6 @@ def check_received(sop: SOP, received: Any) -> tuple[list[str], list[dict[str, s
     return list(dict.fromkeys(received)), errors
 
 
-def step_due(sop: SOP, step: Step, entered: datetime) -> datetime | None:
-    """When a step's time standard runs out (None: no sla, or the clock is paused)."""
-    if step.sla is None or step.paused or step.final:
-        return None
-    return calendar_for(sop.calendar).add(entered, step.sla)
-
-
 def open_case(
     ctx: Context,
     principal: Principal,
@@ -251,9 +245,6 @@ def open_case(
         if errors or doc_errors:
             raise Invalid("the case cannot be opened as given", errors + doc_errors)
         first = sop.initial
-        service_due = (
-            calendar_for(sop.calendar).add(now, sop.service_time) if sop.service_time else None
-        )
         case = Case(
             id=secrets.token_hex(12),
             tracking_code=new_tracking_code(),
@@ -261,30 +252,14 @@ def open_case(
             sop_version=sop.version,
             opd=sop.opd,
             step=first.id,
-            step_role=first.role,
             step_entered_at=now,
-            step_due_at=step_due(sop, first, now),
-            service_due_at=service_due,
             received=docs,
             fields=clean,
             created_at=now,
             created_by=principal.name,
         )
         uow.session.add(case)
-        uow.session.flush()
-        assert case.pk is not None
-        uow.session.add(
-            StepVisit(
-                case_pk=case.pk,
-                sop=sop.key,
-                step=first.id,
-                role=first.role,
-                paused=first.paused,
-                entered_at=now,
-                entered_by=principal.name,
-                due_at=case.step_due_at,
-            )
-        )
+        clocks.enter(uow, sop, case, first, now, principal.name, opening=True)
         for doc in docs:
             uow.session.add(
                 ReceivedDocument(
@@ -383,75 +358,17 @@ def fire_transition(
                 case,
                 {"transition": name, "guards": [f.guard for f in e.failures]},
             )
-        now = ctx.clock()
-        if new_docs:
-            mark_received(uow, case, new_docs, principal, now)
-        dest = sop.step(fired.to_step)
-        close_visit(uow, case, principal, now, name)
-        case.step = dest.id
-        case.step_role = dest.role
-        case.step_entered_at = now
-        case.step_due_at = step_due(sop, dest, now)
-        case.escalation_level = 0
-        case.fired_by = {
-            **case.fired_by,
-            name: sorted({*case.fired_by.get(name, []), principal.name}),
-        }
-        if fired.final:
-            case.status = "closed"
-            case.outcome = fired.outcome
-            case.closed_at = now
-        else:
-            assert case.pk is not None
-            uow.session.add(
-                StepVisit(
-                    case_pk=case.pk,
-                    sop=sop.key,
-                    step=dest.id,
-                    role=dest.role,
-                    paused=dest.paused,
-                    entered_at=now,
-                    entered_by=principal.name,
-                    due_at=case.step_due_at,
-                )
-            )
-        data: dict[str, Any] = {"transition": name}
-        if comment:
-            data["comment"] = comment
-        uow.record(
-            Event(
-                "case.transitioned",
-                now,
-                opd=case.opd,
-                sop=case.sop,
-                case_id=case.id,
-                actor=principal.name,
-                from_step=fired.from_step,
-                to_step=fired.to_step,
-                data=data,
-            )
-        )
-        if fired.final:
-            uow.record(
-                Event(
-                    "case.closed",
-                    now,
-                    opd=case.opd,
-                    sop=case.sop,
-                    case_id=case.id,
-                    actor=principal.name,
-                    from_step=fired.to_step,
-                    data={"outcome": fired.outcome},
-                )
-            )
-        commit_case(uow, if_match)
+        with stale_is_conflict(uow, if_match):
+            _move(uow, sop, case, fired, comment, new_docs, principal, ctx.clock())
+            uow.commit()
         return case_view(case, sop, principal)
 
 
-def commit_case(uow: UnitOfWork, if_match: int | None) -> None:
-    """Commit; a case changed meanwhile by someone else is a 409 (412 under If-Match)."""
+@contextmanager
+def stale_is_conflict(uow: UnitOfWork, if_match: int | None) -> Iterator[None]:
+    """A case changed meanwhile by someone else is a 409 (412 under If-Match)."""
     try:
-        uow.commit()
+        yield
     except StaleDataError:
         uow.rollback()
         if if_match is not None:
@@ -459,18 +376,61 @@ def commit_case(uow: UnitOfWork, if_match: int | None) -> None:
         raise Conflict("the case changed meanwhile; reload it and retry") from None
 
 
-def close_visit(uow: UnitOfWork, case: Case, principal: Principal, now: datetime, via: str) -> None:
-    """End the case's current step visit."""
-    visit = uow.session.execute(
-        select(StepVisit)
-        .where(StepVisit.case_pk == case.pk, StepVisit.left_at.is_(None))  # type: ignore[union-attr]
-        .order_by(StepVisit.id.desc())  # type: ignore[union-attr]
-        .limit(1)
-    ).scalar_one_or_none()
-    if visit is not None:
-        visit.left_at = now
-        visit.left_by = principal.name
-        visit.left_via = via
+def _move(
+    uow: UnitOfWork,
+    sop: SOP,
+    case: Case,
+    fired: Fired,
+    comment: str | None,
+    new_docs: list[str],
+    principal: Principal,
+    now: datetime,
+) -> None:
+    """Apply a transition the machine allowed: visits, timers, clocks, audit events."""
+    name = fired.transition
+    dest = sop.step(fired.to_step)
+    visit = clocks.current_visit(uow, case)
+    stops_service = dest.final or (dest.paused and case.paused_since is None)
+    clocks.cancel_timers(uow, case, visit, service=stops_service)
+    if new_docs:
+        mark_received(uow, case, new_docs, principal, now)
+    clocks.leave(sop, case, visit, now, principal.name, name)
+    fired_by = {*case.fired_by.get(name, []), principal.name}
+    case.fired_by = {**case.fired_by, name: sorted(fired_by)}
+    clocks.enter(uow, sop, case, dest, now, principal.name)
+    if fired.final:
+        case.status = "closed"
+        case.outcome = fired.outcome
+        case.closed_at = now
+    data: dict[str, Any] = {"transition": name}
+    if comment:
+        data["comment"] = comment
+    uow.record(
+        Event(
+            "case.transitioned",
+            now,
+            opd=case.opd,
+            sop=case.sop,
+            case_id=case.id,
+            actor=principal.name,
+            from_step=fired.from_step,
+            to_step=fired.to_step,
+            data=data,
+        )
+    )
+    if fired.final:
+        uow.record(
+            Event(
+                "case.closed",
+                now,
+                opd=case.opd,
+                sop=case.sop,
+                case_id=case.id,
+                actor=principal.name,
+                from_step=fired.to_step,
+                data={"outcome": fired.outcome},
+            )
+        )
 
 
 def mark_received(
@@ -518,8 +478,9 @@ def receive_documents(
             )
         new_docs = [d for d in docs if d not in case.received]
         if new_docs:
-            mark_received(uow, case, new_docs, principal, ctx.clock())
-            commit_case(uow, if_match)
+            with stale_is_conflict(uow, if_match):
+                mark_received(uow, case, new_docs, principal, ctx.clock())
+                uow.commit()
         return case_view(case, sop, principal)
 
 
@@ -587,7 +548,8 @@ def record_payment(
                 },
             )
         )
-        commit_case(uow, None)
+        with stale_is_conflict(uow, None):
+            uow.commit()
         return {
             "id": payment.id,
             "case_id": case.id,

@@ -38,6 +38,7 @@ class Opd(SQLModel, table=True):
     __tablename__ = "opd"
     id: str = Field(primary_key=True, max_length=64)
     created_at: datetime = instant()
+    webhook_url: str | None = Field(default=None, max_length=500)
 
 
 class User(SQLModel, table=True):
@@ -104,6 +105,12 @@ class Case(SQLModel, table=True):
     created_at: datetime = instant()
     created_by: str
     closed_at: datetime | None = instant(nullable=True)
+    # the service clock stops while the case waits on the citizen: when it stopped, and the
+    # due instant it had then (it moves later by the working time spent waiting)
+    paused_since: datetime | None = instant(nullable=True)
+    service_due_frozen: datetime | None = instant(nullable=True)
+    # working seconds spent waiting on the citizen, in all
+    paused_seconds: float = Field(default=0.0, sa_column_kwargs={"server_default": "0"})
 
     @declared_attr  # type: ignore[misc]
     def __mapper_args__(cls) -> dict[str, Any]:  # noqa: N805
@@ -129,6 +136,8 @@ class StepVisit(SQLModel, table=True):
     left_at: datetime | None = instant(nullable=True)
     left_by: str | None = None
     left_via: str | None = None
+    # working seconds of this visit spent waiting on the citizen
+    paused_seconds: float = Field(default=0.0, sa_column_kwargs={"server_default": "0"})
 
 
 class ReceivedDocument(SQLModel, table=True):
@@ -178,3 +187,69 @@ class AuditEvent(SQLModel, table=True):
     data: dict[str, Any] = json_map()
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64)
+
+
+class SlaTimer(SQLModel, table=True):
+    """A rung of an escalation ladder (or the service time) that falls due at `due_at`.
+
+    Created in the transaction that enters a step, deleted in the one that leaves it or
+    fires it; a due row stays due until a sweep fires it, so no rung is lost.
+    """
+
+    __tablename__ = "sla_timer"
+    id: int | None = Field(default=None, primary_key=True)
+    due_at: datetime = instant(index=True)
+    case_pk: int = Field(foreign_key="sop_case.pk", index=True)
+    visit_id: int | None = Field(default=None, foreign_key="step_visit.id", index=True)
+    rung: int  # index in the step's ladder; SERVICE_RUNG for the service time
+    action: str = Field(max_length=16)  # warn | escalate | service
+    to_role: str | None = Field(default=None, max_length=64)
+    flag: str | None = Field(default=None, max_length=32)
+    key: str = Field(unique=True, max_length=80)
+
+
+class SlaFiring(SQLModel, table=True):
+    """A rung that fired; the unique key makes a rung fire at most once."""
+
+    __tablename__ = "sla_firing"
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True, max_length=80)
+    case_pk: int = Field(foreign_key="sop_case.pk", index=True)
+    due_at: datetime = instant()
+    fired_at: datetime = instant()
+
+
+class Notification(SQLModel, table=True):
+    """A message in a user's inbox."""
+
+    __tablename__ = "notification"
+    __table_args__ = (Index("ix_notification_user_id", "user_name", "id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    user_name: str = Field(max_length=200)
+    case_id: str | None = Field(default=None, max_length=32)
+    kind: str = Field(max_length=40)
+    message: str = Field(sa_type=Text)
+    created_at: datetime = instant()
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """An event to post to an OPD's webhook: an outbox row, retried until delivered."""
+
+    __tablename__ = "webhook_delivery"
+    id: int | None = Field(default=None, primary_key=True)
+    opd: str = Field(foreign_key="opd.id")
+    url: str = Field(max_length=500)
+    payload: dict[str, Any] = json_map()
+    attempts: int = 0
+    next_attempt_at: datetime = instant(index=True)
+    delivered_at: datetime | None = instant(nullable=True)
+    last_error: str | None = Field(default=None, max_length=500)
+
+
+class SweepState(SQLModel, table=True):
+    """When timers were last swept: what /healthz and /metrics report of the scheduler."""
+
+    __tablename__ = "sweep_state"
+    id: int = Field(default=1, primary_key=True)
+    swept_at: datetime = instant()
+    fired: int = 0
