@@ -11,12 +11,12 @@ from flask_openapi3 import Info, OpenAPI
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from api import audit, cases, public, sops
+from api import audit, cases, notifications, public, sops
 from api.http import JSONProvider, ctx, problem
 from api.schemas import Health, Problem
 from engine.service.context import Context
 from engine.service.errors import ServiceError
-from engine.service.health import database_status
+from engine.service.health import broker_status, database_status, scheduler_status
 from engine.service.users import authenticate
 from engine.settings import Settings, get_settings
 
@@ -46,15 +46,16 @@ def create_app(settings: Settings | None = None, context: Context | None = None)
     app.extensions["sopflow"] = context or Context.from_url(settings.database_url)
     app.extensions["sopflow.settings"] = settings
 
-    for bp in (sops.bp, cases.bp, audit.bp, public.bp):
+    for bp in (sops.bp, cases.bp, audit.bp, notifications.bp, public.bp):
         app.register_api(bp)
 
     @app.get("/healthz", responses={200: Health, 503: Health}, summary="Database and broker")
     def healthz() -> Response:
         database = database_status(ctx())
-        broker = "ok"  # the embedded broker lives in this process
-        body = {"status": "ok" if database == "ok" else "degraded"}
+        broker = broker_status(settings)
+        body: dict[str, Any] = {"status": "ok" if database == broker == "ok" else "degraded"}
         body |= {"database": database, "broker": broker}
+        body["timers"] = scheduler_status(ctx(), settings)
         response = app.json.response(body)
         response.status_code = 200 if database == "ok" else 503
         return response

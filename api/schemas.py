@@ -31,10 +31,16 @@ class Page(BaseModel, Generic[T]):
 # ---- service -----------------------------------------------------------------------------
 
 
+class Timers(BaseModel):
+    status: Literal["ok", "late", "never", "unknown"]
+    last_sweep_at: datetime | None
+
+
 class Health(BaseModel):
     status: Literal["ok", "degraded"]
     database: Literal["ok", "down"]
     broker: Literal["ok", "down"]
+    timers: Timers
 
 
 # ---- SOPs --------------------------------------------------------------------------------
@@ -206,6 +212,14 @@ class Verification(BaseModel):
     checked: int
     first_bad_seq: int | None
     last_hash: str = Field(description="the chain's head: keep it to anchor later checks")
+
+
+class NotificationOut(BaseModel):
+    id: int
+    case_id: str | None
+    kind: str
+    message: str
+    created_at: datetime
 
 
 # ---- public ------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -21,6 +22,19 @@ class Settings(BaseSettings):
         None, description="Celery broker, e.g. redis://127.0.0.1:6379/0; none = embedded"
     )
     timer_interval: float = Field(1.0, gt=0, description="seconds between SLA timer sweeps")
+    data_dir: Path = Field(
+        Path(".sopflow"),
+        description="where the embedded broker and the scheduler keep their files",
+    )
+
+    @property
+    def embedded_broker(self) -> bool:
+        """True when no broker is configured and sopflow runs its own."""
+        return not self.broker_url
+
+    def broker_folder(self) -> Path:
+        """The embedded broker's message folder (kombu's filesystem transport)."""
+        return self.data_dir / "broker"
 
 
 @lru_cache

@@ -152,16 +152,63 @@ def sop_publish(paths: tuple[Path, ...]) -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int, help="gunicorn workers")
 def serve(host: str, port: int, workers: int) -> None:
-    """Run the API under gunicorn (the database is migrated first)."""
+    """Run the API under gunicorn (the database is migrated first).
+
+    With no SOPFLOW_BROKER_URL, the Celery worker and its scheduler run beside it on an
+    embedded broker, so this one command gives a working system with live escalation.
+    """
     from engine.settings import get_settings
     from engine.store.db import make_engine
     from engine.store.migrate import upgrade as run_upgrade
-    from sopflow.server import run
+    from sopflow.server import run, worker_beside
 
     settings = get_settings()
     run_upgrade(make_engine(settings.database_url))
     click.echo(f"sopflow on http://{host}:{port} (docs: /docs) — {_shown(settings.database_url)}")
-    run(host, port, workers)
+    if settings.embedded_broker:
+        click.echo(f"timers: embedded broker in {settings.broker_folder()}")
+        with worker_beside():
+            run(host, port, workers)
+    else:
+        run(host, port, workers)
+
+
+@main.command()
+@click.option(
+    "--beat/--no-beat",
+    default=True,
+    show_default=True,
+    help="also run the scheduler that starts a timer sweep every interval",
+)
+@click.option("--loglevel", default="INFO", show_default=True)
+def worker(beat: bool, loglevel: str) -> None:
+    """Run the Celery worker (and its scheduler) that fires SLA timers and sends webhooks."""
+    from worker.tasks import celery_app
+
+    argv = ["worker", "--pool", "solo", "--loglevel", loglevel, "--without-gossip",
+            "--without-mingle", "--without-heartbeat"]  # fmt: skip
+    if beat:
+        argv.append("--beat")
+    celery_app.worker_main(argv)
+
+
+@main.group()
+def opd() -> None:
+    """Offices (OPD)."""
+
+
+@opd.command("webhook")
+@click.argument("office")
+@click.argument("url", required=False)
+def opd_webhook(office: str, url: str | None) -> None:
+    """Post the office's SLA events to URL (no URL: stop posting)."""
+    from engine.service.notifications import set_webhook
+
+    try:
+        set_webhook(_context(), office, url)
+    except ServiceError as e:
+        _fail(e)
+    click.echo(f"{office}: webhook {'set to ' + url if url else 'removed'}")
 
 
 def _fail(error: ServiceError) -> None:

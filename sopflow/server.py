@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -33,3 +39,18 @@ def run(host: str, port: int, workers: int) -> None:
             "timeout": 30,
         }
     ).run()
+
+
+@contextlib.contextmanager
+def worker_beside() -> Iterator[subprocess.Popen[bytes]]:
+    """Run `sopflow worker` (with its scheduler) as a child while the block runs."""
+    child = subprocess.Popen([sys.executable, "-m", "sopflow", "worker"], env=os.environ.copy())
+    try:
+        yield child
+    finally:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()

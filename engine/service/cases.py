@@ -33,6 +33,7 @@ from engine.store.tables import Case, Payment, ReceivedDocument, SopVersion
 from engine.store.uow import UnitOfWork
 
 PAYMENT_METHODS = ("cash", "transfer", "qris")
+READ_ONLY = "inspectors read cases; they change nothing"
 MAX_TEXT = 2000
 # Crockford's base32: no I, L, O, U, so a code read aloud or copied by hand survives
 _TRACKING_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -236,8 +237,9 @@ def open_case(
                 ctx,
                 principal,
                 f"`{sop_key}` belongs to `{row.opd}`; you open cases for `{principal.opd}`",
-                action="open_case",
+                opd=row.opd,
                 sop=sop_key,
+                action="open_case",
             )
         sop = parsed(row)
         clean, errors = check_fields(sop, fields)
@@ -305,14 +307,7 @@ def fire_transition(
         case, sop = load_case(ctx, uow, principal, case_id, "transition")
         if not principal.staff:
             uow.rollback()
-            refuse(
-                ctx,
-                Forbidden("inspectors read cases; they change nothing"),
-                "access.denied",
-                principal,
-                case,
-                {"action": "transition", "transition": name},
-            )
+            deny(ctx, principal, READ_ONLY, case, action="transition", transition=name)
         if if_match is not None and if_match != case.version:
             raise PreconditionFailed(
                 f"the case is at version {case.version}, not {if_match}; reload it and retry"
@@ -467,7 +462,7 @@ def receive_documents(
         case, sop = load_case(ctx, uow, principal, case_id, "receive")
         if not principal.staff:
             uow.rollback()
-            deny(ctx, principal, "inspectors read cases; they change nothing", action="receive")
+            deny(ctx, principal, READ_ONLY, case, action="receive")
         if if_match is not None and if_match != case.version:
             raise PreconditionFailed(f"the case is at version {case.version}, not {if_match}")
         docs, errors = check_received(sop, received)
@@ -509,7 +504,7 @@ def record_payment(
         case, sop = load_case(ctx, uow, principal, case_id, "payment")
         if not principal.staff:
             uow.rollback()
-            deny(ctx, principal, "inspectors read cases; they change nothing", action="payment")
+            deny(ctx, principal, READ_ONLY, case, action="payment")
         now = ctx.clock()
         expected = sop.fee.amount
         mismatch = amount != expected

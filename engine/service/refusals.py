@@ -19,16 +19,22 @@ def refuse(
     principal: Principal,
     case: Case | None = None,
     data: Mapping[str, Any] | None = None,
+    opd: str | None = None,
+    sop: str | None = None,
 ) -> NoReturn:
-    """Record a refused attempt in the audit trail, in a transaction of its own, and raise."""
+    """Record a refused attempt in the audit trail, in a transaction of its own, and raise.
+
+    The event is filed under the office whose case or SOP was reached for (`case`, or
+    `opd` and `sop`), so that office's admin sees attempts on it; else the caller's.
+    """
     event_data = {"status": error.status, "reason": error.detail, **(data or {})}
     with ctx.uow() as uow:
         uow.record(
             Event(
                 kind,
                 ctx.clock(),
-                opd=case.opd if case else principal.opd,
-                sop=case.sop if case else None,
+                opd=case.opd if case else opd or principal.opd,
+                sop=case.sop if case else sop,
                 case_id=case.id if case else None,
                 actor=principal.name,
                 from_step=case.step if case else None,
@@ -39,6 +45,14 @@ def refuse(
     raise error
 
 
-def deny(ctx: Context, principal: Principal, detail: str, **data: Any) -> NoReturn:
-    """Refuse with 403 and record `access.denied`."""
-    refuse(ctx, Forbidden(detail), "access.denied", principal, data=data)
+def deny(
+    ctx: Context,
+    principal: Principal,
+    detail: str,
+    case: Case | None = None,
+    opd: str | None = None,
+    sop: str | None = None,
+    **data: Any,
+) -> NoReturn:
+    """Refuse with 403 and record `access.denied` (filed as `refuse` files it)."""
+    refuse(ctx, Forbidden(detail), "access.denied", principal, case, data, opd, sop)

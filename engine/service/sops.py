@@ -138,8 +138,9 @@ def publish_sop(ctx: Context, principal: Principal, raw: bytes) -> tuple[dict[st
             ctx,
             principal,
             f"this SOP belongs to `{sop.opd}`; you publish for `{principal.opd}`",
-            action="publish_sop",
+            opd=sop.opd,
             sop=sop.key,
+            action="publish_sop",
         )
     checksum = hashlib.sha256(raw).hexdigest()
     now = ctx.clock()
@@ -226,7 +227,7 @@ def get_sop(
         raise NotFound(f"no published SOP {what}")
     if principal is not None and not principal.may_see_opd(row.opd):
         refuse(ctx, NotFound(f"no published SOP {what}"), "access.denied", principal,
-               data={"action": "read_sop", "sop": key})  # fmt: skip
+               data={"action": "read_sop"}, opd=row.opd, sop=key)  # fmt: skip
     return parsed(row), row
 
 

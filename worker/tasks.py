@@ -1,0 +1,36 @@
+"""Celery tasks: thin calls into the service layer."""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+
+from engine.service import notifications, timers
+from engine.service.context import Context
+from engine.settings import get_settings
+from worker.app import celery_app
+
+log = logging.getLogger("sopflow.worker")
+
+
+@lru_cache(maxsize=1)
+def context() -> Context:
+    """This worker process's service context (one engine and its pool)."""
+    return Context.from_url(get_settings().database_url)
+
+
+@celery_app.task(name="sopflow.sweep")
+def sweep() -> int:
+    """Fire the SLA timers that are due; then send any webhook deliveries they made."""
+    result = timers.sweep(context())
+    if result.fired:
+        log.info("fired %d timer(s) in %d batch(es)", result.fired, result.batches)
+    if result.deliveries:
+        deliver_webhooks.delay()
+    return result.fired
+
+
+@celery_app.task(name="sopflow.deliver_webhooks")
+def deliver_webhooks() -> int:
+    """Post due webhook deliveries (failures are retried by later runs)."""
+    return notifications.deliver_webhooks(context())
