@@ -132,6 +132,12 @@ def postgres_url() -> Iterator[str]:
     yield from _postgres_database()
 
 
+@pytest.fixture
+def own_postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for this test alone (for tests that sweep all)."""
+    yield from _postgres_database()
+
+
 def start_server(url: str, tmp: Path) -> Iterator[str]:
     """Run `sopflow serve` on `url` until the session ends; yields its base URL."""
     port = free_port()
