@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,7 @@ from sqlalchemy import func, select
 
 from engine.service import cases, queries, timers
 from engine.service.context import Context
-from engine.service.notifications import inbox
+from engine.service.notifications import deliver_webhooks, inbox, set_webhook
 from engine.service.sops import publish_sop
 from engine.service.users import Principal, add_user
 from engine.store.db import make_engine
@@ -185,3 +187,44 @@ def test_two_sweepers_at_once_fire_each_rung_exactly_once(world: World) -> None:
         firings = uow.session.execute(select(func.count()).select_from(SlaFiring)).scalar_one()
     assert firings == 4 * len(opened)
     assert queries.verify_trail(world.ctx, world.inspector)["ok"] is True
+
+
+class Hook(BaseHTTPRequestHandler):
+    """A webhook receiver that fails the first `failures` posts."""
+
+    received: list[dict[str, object]] = []
+    failures = 0
+
+    def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if Hook.failures > 0:
+            Hook.failures -= 1
+            self.send_response(503)
+        else:
+            Hook.received.append(body)
+            self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_sla_events_reach_the_office_webhook_with_retries(world: World) -> None:
+    receiver = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    Hook.received, Hook.failures = [], 1
+    try:
+        set_webhook(world.ctx, world.opd, f"http://127.0.0.1:{receiver.server_port}/sla")
+        case = world.open()
+        world.clock.advance(minutes=23)
+        assert len(timers.sweep(world.ctx).deliveries) == 1
+        assert deliver_webhooks(world.ctx) == 0  # the receiver is down the first time
+        assert deliver_webhooks(world.ctx) == 0  # and the retry waits its turn
+        world.clock.advance(seconds=3)
+        assert deliver_webhooks(world.ctx) == 1
+        (posted,) = Hook.received
+        assert (posted["type"], posted["case_id"]) == ("sla.warned", case["id"])
+        assert deliver_webhooks(world.ctx) == 0  # delivered once
+    finally:
+        receiver.shutdown()
+        receiver.server_close()
