@@ -66,8 +66,11 @@ def leave(
     visit.left_at = now
     visit.left_by = actor
     visit.left_via = via
+    visit.dwell_seconds = (now - visit.entered_at).total_seconds()
+    # working time is the calendar's to say; stored so reports aggregate it in SQL
+    visit.working_seconds = paused_working_seconds(sop, visit.entered_at, now)
     if visit.paused:
-        visit.paused_seconds = paused_working_seconds(sop, visit.entered_at, now)
+        visit.paused_seconds = visit.working_seconds
 
 
 def enter(

@@ -123,7 +123,7 @@ class StepVisit(SQLModel, table=True):
     """One stay of a case in one step: when it entered and left, who moved it, its due."""
 
     __tablename__ = "step_visit"
-    __table_args__ = (Index("ix_step_visit_sop_step", "sop", "step"),)
+    __table_args__ = (Index("ix_step_visit_sop_step_entered", "sop", "step", "entered_at"),)
     id: int | None = Field(default=None, primary_key=True)
     case_pk: int = Field(foreign_key="sop_case.pk", index=True)
     sop: str = Field(max_length=64)
@@ -138,6 +138,9 @@ class StepVisit(SQLModel, table=True):
     left_via: str | None = None
     # working seconds of this visit spent waiting on the citizen
     paused_seconds: float = Field(default=0.0, sa_column_kwargs={"server_default": "0"})
+    # how long the visit lasted, set when it ends: wall-clock and working-time seconds
+    dwell_seconds: float | None = None
+    working_seconds: float | None = None
 
 
 class ReceivedDocument(SQLModel, table=True):
