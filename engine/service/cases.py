@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
 
 from engine.domain.audit import Event, mask
+from engine.domain.calendar import calendar_for
 from engine.domain.errors import GuardFailed, RoleRefused, TransitionRefused
 from engine.domain.machine import Actor, CaseFacts, Fired, compile_sop
 from engine.domain.model import SOP, FieldSpec
@@ -97,6 +98,13 @@ def case_view(case: Case, sop: SOP, principal: Principal) -> dict[str, Any]:
         # the OPD's own staff work with the clear values; the inspectorate sees them masked
         "fields": dict(case.fields) if principal.staff else masked_fields(sop, case.fields),
     }
+
+
+def staff_act(sop: SOP, now: datetime, data: dict[str, Any]) -> dict[str, Any]:
+    """Event data of an act by staff, marked when it was done outside working time."""
+    if calendar_for(sop.calendar).is_working(now):
+        return data
+    return {**data, "off_hours": True}
 
 
 # ---- reading cases -------------------------------------------------------------------------
@@ -277,11 +285,15 @@ def open_case(
                 case_id=case.id,
                 actor=principal.name,
                 to_step=first.id,
-                data={
-                    "sop_version": sop.version,
-                    "fields": masked_fields(sop, clean),
-                    "received": docs,
-                },
+                data=staff_act(
+                    sop,
+                    now,
+                    {
+                        "sop_version": sop.version,
+                        "fields": masked_fields(sop, clean),
+                        "received": docs,
+                    },
+                ),
             )
         )
         uow.commit()
@@ -388,7 +400,7 @@ def _move(
     stops_service = dest.final or (dest.paused and case.paused_since is None)
     clocks.cancel_timers(uow, case, visit, service=stops_service)
     if new_docs:
-        mark_received(uow, case, new_docs, principal, now)
+        mark_received(uow, sop, case, new_docs, principal, now)
     clocks.leave(sop, case, visit, now, principal.name, name)
     fired_by = {*case.fired_by.get(name, []), principal.name}
     case.fired_by = {**case.fired_by, name: sorted(fired_by)}
@@ -410,7 +422,7 @@ def _move(
             actor=principal.name,
             from_step=fired.from_step,
             to_step=fired.to_step,
-            data=data,
+            data=staff_act(sop, now, data),
         )
     )
     if fired.final:
@@ -429,7 +441,12 @@ def _move(
 
 
 def mark_received(
-    uow: UnitOfWork, case: Case, docs: Sequence[str], principal: Principal, now: datetime
+    uow: UnitOfWork,
+    sop: SOP,
+    case: Case,
+    docs: Sequence[str],
+    principal: Principal,
+    now: datetime,
 ) -> None:
     """Mark documents received on a case and record it."""
     assert case.pk is not None
@@ -449,7 +466,7 @@ def mark_received(
             case_id=case.id,
             actor=principal.name,
             from_step=case.step,
-            data={"received": list(docs)},
+            data=staff_act(sop, now, {"received": list(docs)}),
         )
     )
 
@@ -474,7 +491,7 @@ def receive_documents(
         new_docs = [d for d in docs if d not in case.received]
         if new_docs:
             with stale_is_conflict(uow, if_match):
-                mark_received(uow, case, new_docs, principal, ctx.clock())
+                mark_received(uow, sop, case, new_docs, principal, ctx.clock())
                 uow.commit()
         return case_view(case, sop, principal)
 
@@ -533,14 +550,18 @@ def record_payment(
                 case_id=case.id,
                 actor=principal.name,
                 from_step=case.step,
-                data={
-                    "amount": amount,
-                    "expected": expected,
-                    "excess": amount - expected,
-                    "method": method,
-                    "receipt": receipt,
-                    "fee_mismatch": mismatch,
-                },
+                data=staff_act(
+                    sop,
+                    now,
+                    {
+                        "amount": amount,
+                        "expected": expected,
+                        "excess": amount - expected,
+                        "method": method,
+                        "receipt": receipt,
+                        "fee_mismatch": mismatch,
+                    },
+                ),
             )
         )
         with stale_is_conflict(uow, None):
