@@ -11,7 +11,7 @@ from flask_openapi3 import Info, OpenAPI
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from api import audit, cases, notifications, public, sops
+from api import audit, cases, notifications, public, reports, sops
 from api.http import JSONProvider, ctx, problem
 from api.schemas import Health, Problem
 from engine.service.context import Context
@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None, context: Context | None = None)
     app.extensions["sopflow"] = context or Context.from_url(settings.database_url)
     app.extensions["sopflow.settings"] = settings
 
-    for bp in (sops.bp, cases.bp, audit.bp, notifications.bp, public.bp):
+    for bp in (sops.bp, cases.bp, audit.bp, reports.bp, notifications.bp, public.bp):
         app.register_api(bp)
 
     @app.get("/healthz", responses={200: Health, 503: Health}, summary="Database and broker")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Response, jsonify
+from flask import Response, jsonify, stream_with_context
 from flask_openapi3 import APIBlueprint, Tag
 
 from api.http import ctx, principal
-from api.schemas import EventOut, EventQuery, Page, Problem, Verification
-from engine.service import queries
+from api.schemas import EventOut, EventQuery, ExportQuery, Page, Problem, Verification
+from engine.service import exports, queries
+
+XES = "application/xml"
 
 bp = APIBlueprint(
     "audit",
@@ -19,22 +21,17 @@ bp = APIBlueprint(
 )
 
 
+def filters(query: EventQuery | ExportQuery) -> queries.EventFilter:
+    """The trail filters of a query string."""
+    return queries.EventFilter(
+        query.opd, query.sop, query.case, query.actor, query.type, query.since, query.until
+    )
+
+
 @bp.get("/events", summary="Audit events, oldest first", responses={200: Page[EventOut]})
 def events(query: EventQuery) -> Response:
     return jsonify(
-        queries.audit_events(
-            ctx(),
-            principal(),
-            opd=query.opd,
-            sop=query.sop,
-            case=query.case,
-            actor=query.actor,
-            type=query.type,
-            since=query.since,
-            until=query.until,
-            limit=query.limit,
-            cursor=query.cursor,
-        )
+        queries.audit_events(ctx(), principal(), filters(query), query.limit, query.cursor)
     )
 
 
@@ -45,3 +42,19 @@ def events(query: EventQuery) -> Response:
 )
 def verify() -> Response:
     return jsonify(queries.verify_trail(ctx(), principal()))
+
+
+@bp.get(
+    "/export",
+    summary="The trail as a file for process-mining tools: XES (IEEE 1849) or CSV, streamed",
+    responses={200: None},
+)
+def export(query: ExportQuery) -> Response:
+    chosen = filters(query)
+    if query.format == "csv":
+        body, mimetype, name = exports.csv_lines(ctx(), principal(), chosen), "text/csv", "csv"
+    else:
+        body, mimetype, name = exports.xes_chunks(ctx(), principal(), chosen), XES, "xes"
+    response = Response(stream_with_context(body), mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="sopflow-trail.{name}"'
+    return response

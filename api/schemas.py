@@ -188,6 +188,17 @@ class EventQuery(BaseModel):
     cursor: str | None = Field(None, max_length=100)
 
 
+class ExportQuery(BaseModel):
+    format: Literal["xes", "csv"] = "xes"
+    opd: str | None = Field(None, max_length=64)
+    sop: str | None = Field(None, max_length=64)
+    case: str | None = Field(None, max_length=64)
+    actor: str | None = Field(None, max_length=200)
+    type: str | None = Field(None, max_length=40)
+    since: datetime | None = None
+    until: datetime | None = None
+
+
 class EventOut(BaseModel):
     seq: int
     at: datetime
@@ -220,6 +231,68 @@ class NotificationOut(BaseModel):
     kind: str
     message: str
     created_at: datetime
+
+
+# ---- reports ------------------------------------------------------------------------------
+
+
+class StepBottleneck(BaseModel):
+    step: str
+    step_name: str
+    visits: int
+    median_seconds: float | None
+    p90_seconds: float | None
+    working_median_seconds: float | None
+    breach_rate: float
+    open_now: int
+    overdue_now: int
+    total_waiting_hours: float
+
+
+class OfficerBottleneck(BaseModel):
+    step: str
+    officer: str | None
+    visits: int
+    median_seconds: float | None
+    p90_seconds: float | None
+    working_median_seconds: float | None
+    breach_rate: float
+
+
+class BottleneckReport(BaseModel):
+    sop: str
+    since: datetime | None
+    until: datetime | None
+    steps: list[StepBottleneck] = Field(description="slowest first")
+    officers: list[OfficerBottleneck] = Field(description="slowest first")
+
+
+class Anomaly(BaseModel):
+    kind: Literal[
+        "fee_mismatch", "queue_jumping", "holding_outlier", "repeated_return",
+        "separation_of_duties", "off_hours_action",
+    ]  # fmt: skip
+    severity: Literal["high", "medium", "low"]
+    case_ids: list[str]
+    actor: str | None
+    event_seqs: list[int]
+    detail: str
+
+
+class AnomalyReport(BaseModel):
+    opd: str | None
+    since: datetime | None
+    until: datetime | None
+    items: list[Anomaly]
+
+
+class SlaReport(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    opd: str | None
+    opds: list[dict[str, Any]]
+    sops: list[dict[str, Any]]
+    steps: list[dict[str, Any]]
+    officers: list[dict[str, Any]]
 
 
 # ---- public ------------------------------------------------------------------------------

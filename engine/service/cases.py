@@ -137,7 +137,7 @@ def load_case(
 
 def get_case(ctx: Context, principal: Principal, case_id: str) -> dict[str, Any]:
     """One case as the caller may see it."""
-    with ctx.uow() as uow:
+    with ctx.reader() as uow:
         case, sop = load_case(ctx, uow, principal, case_id, "read")
         return case_view(case, sop, principal)
 
@@ -581,7 +581,7 @@ def record_payment(
 
 def list_payments(ctx: Context, principal: Principal, case_id: str) -> list[dict[str, Any]]:
     """Payments recorded on a case, oldest first."""
-    with ctx.uow() as uow:
+    with ctx.reader() as uow:
         case, _sop = load_case(ctx, uow, principal, case_id, "payments")
         rows = uow.session.execute(
             select(Payment).where(Payment.case_pk == case.pk).order_by(Payment.id)  # type: ignore[arg-type]

@@ -32,3 +32,7 @@ class Context:
     def uow(self) -> UnitOfWork:
         """A new unit of work (use it as a context manager)."""
         return UnitOfWork(self.engine)
+
+    def reader(self) -> UnitOfWork:
+        """A unit of work that only reads: on SQLite it takes no write lock."""
+        return UnitOfWork(self.engine, readonly=True)

@@ -27,7 +27,7 @@ def inbox(
     query = select(Notification).where(Notification.user_name == principal.name)
     if before:
         query = query.where(Notification.id < before)  # type: ignore[operator]
-    with ctx.uow() as uow:
+    with ctx.reader() as uow:
         rows = list(
             uow.session.execute(query.order_by(Notification.id.desc()).limit(size)).scalars()  # type: ignore[union-attr]
         )

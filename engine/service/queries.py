@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -77,7 +77,7 @@ def list_cases(
             Case.status == "open",
             or_(Case.step_due_at < now, Case.service_due_at < now),  # type: ignore[operator]
         )
-    with ctx.uow() as uow:
+    with ctx.reader() as uow:
         if assignee:
             query = _assigned_to(uow.session, query, principal, assignee)
         rows = uow.session.execute(query.order_by(Case.pk).limit(size)).all()  # type: ignore[arg-type]
@@ -103,7 +103,7 @@ def _assigned_to(session: Any, query: Select[Any], principal: Principal, name: s
 
 def case_history(ctx: Context, principal: Principal, case_id: str) -> list[dict[str, Any]]:
     """A case's audit events, oldest first."""
-    with ctx.uow() as uow:
+    with ctx.reader() as uow:
         load_case(ctx, uow, principal, case_id, "history")
         rows = uow.session.execute(
             select(AuditEvent).where(AuditEvent.case_id == case_id).order_by(AuditEvent.seq)
@@ -117,42 +117,55 @@ def may_read_trail(ctx: Context, principal: Principal, what: str) -> None:
         deny(ctx, principal, f"only inspectors and OPD admins read the {what}", action=what)
 
 
-def audit_events(
-    ctx: Context,
-    principal: Principal,
-    *,
-    opd: str | None = None,
-    sop: str | None = None,
-    case: str | None = None,
-    actor: str | None = None,
-    type: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    limit: int | None = None,
-    cursor: str | None = None,
-) -> dict[str, Any]:
-    """Audit events oldest first, filtered; an OPD admin sees only their OPD's."""
+@dataclass(frozen=True)
+class EventFilter:
+    """The filters the audit trail's readers and exporters share."""
+
+    opd: str | None = None
+    sop: str | None = None
+    case: str | None = None
+    actor: str | None = None
+    type: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def trail_query(ctx: Context, principal: Principal, filters: EventFilter) -> Select[Any]:
+    """The events the caller may read under these filters (an OPD admin: their OPD's)."""
     may_read_trail(ctx, principal, "audit trail")
-    size = check_limit(limit)
-    query = select(AuditEvent).where(AuditEvent.seq > decode_cursor(cursor))
+    opd = filters.opd
     if not principal.inspector:
         if opd is not None and opd != principal.opd:
             deny(ctx, principal, "an OPD admin reads only their own OPD's trail", opd=opd)
         opd = principal.opd
+    query = select(AuditEvent)
     for column, value in (
         (AuditEvent.opd, opd),
-        (AuditEvent.sop, sop),
-        (AuditEvent.case_id, case),
-        (AuditEvent.actor, actor),
-        (AuditEvent.type, type),
+        (AuditEvent.sop, filters.sop),
+        (AuditEvent.case_id, filters.case),
+        (AuditEvent.actor, filters.actor),
+        (AuditEvent.type, filters.type),
     ):
         if value is not None:
             query = query.where(column == value)
-    if since is not None:
-        query = query.where(AuditEvent.at >= since)
-    if until is not None:
-        query = query.where(AuditEvent.at < until)
-    with ctx.uow() as uow:
+    if filters.since is not None:
+        query = query.where(AuditEvent.at >= filters.since)  # type: ignore[operator]
+    if filters.until is not None:
+        query = query.where(AuditEvent.at < filters.until)  # type: ignore[operator]
+    return query
+
+
+def audit_events(
+    ctx: Context,
+    principal: Principal,
+    filters: EventFilter,
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """Audit events oldest first, filtered; an OPD admin sees only their OPD's."""
+    query = trail_query(ctx, principal, filters).where(AuditEvent.seq > decode_cursor(cursor))
+    size = check_limit(limit)
+    with ctx.reader() as uow:
         rows = list(uow.session.execute(query.order_by(AuditEvent.seq).limit(size)).scalars())
     return page([event_view(r) for r in rows], size, rows[-1].seq if rows else None)
 
@@ -160,13 +173,13 @@ def audit_events(
 def verify_trail(ctx: Context, principal: Principal) -> dict[str, Any]:
     """Recompute the whole hash chain and name the first event that breaks it."""
     may_read_trail(ctx, principal, "audit trail")
-    with ctx.uow() as uow:
+    with ctx.reader() as uow:
         return asdict(audit.verify(uow.session))
 
 
 def track(ctx: Context, code: str) -> dict[str, Any]:
     """What a citizen holding a tracking code may know: no personal data."""
-    with ctx.uow() as uow:
+    with ctx.reader() as uow:
         row = uow.session.execute(
             select(Case, SopVersion.checksum)
             .join(

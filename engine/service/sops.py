@@ -212,7 +212,7 @@ def list_sops(ctx: Context, principal: Principal, opd: str | None = None) -> lis
         if opd is not None and opd != principal.opd:
             return []
         opd = principal.opd
-    with ctx.uow() as uow:
+    with ctx.reader() as uow:
         return [sop_view(parsed(row), row) for row in latest_rows(uow.session, opd)]
 
 
@@ -220,7 +220,7 @@ def get_sop(
     ctx: Context, principal: Principal | None, key: str, version: int | None = None
 ) -> tuple[SOP, SopVersion]:
     """A published SOP version the caller may see (any, for None: the public)."""
-    with ctx.uow() as uow:
+    with ctx.reader() as uow:
         row = find_row(uow.session, key, version)
     what = f"`{key}`" + (f" version {version}" if version is not None else "")
     if row is None:
@@ -271,5 +271,5 @@ def public_view(sop: SOP) -> dict[str, Any]:
 
 def public_sops(ctx: Context) -> list[dict[str, Any]]:
     """The service standard of every published SOP's latest version."""
-    with ctx.uow() as uow:
+    with ctx.reader() as uow:
         return [public_view(parsed(row)) for row in latest_rows(uow.session)]

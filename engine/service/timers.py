@@ -259,6 +259,6 @@ def _mark_swept(ctx: Context, fired: int) -> None:
 
 def last_sweep(ctx: Context) -> datetime | None:
     """When the timers were last swept (None: never)."""
-    with ctx.uow() as uow:
+    with ctx.reader() as uow:
         state = uow.session.get(SweepState, 1)
         return None if state is None else state.swept_at

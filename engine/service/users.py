@@ -50,7 +50,7 @@ def authenticate(ctx: Context, authorization: str | None) -> Principal:
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("send `Authorization: Bearer <token>`; ask an admin for a token")
-    with ctx.uow() as uow:
+    with ctx.reader() as uow:
         user = uow.session.execute(
             select(User).where(User.token_hash == token_hash(token.strip()))
         ).scalar_one_or_none()

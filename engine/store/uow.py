@@ -9,13 +9,14 @@ from sqlmodel import Session
 
 from engine.domain.audit import Event
 from engine.store import audit
+from engine.store.db import READONLY
 
 
 class UnitOfWork:
     """A session whose changes and audit events land together on commit, or not at all."""
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    def __init__(self, engine: Engine, readonly: bool = False) -> None:
+        self._engine = engine.execution_options(**{READONLY: True}) if readonly else engine
         self.events: list[Event] = []
 
     def __enter__(self) -> UnitOfWork:

@@ -99,6 +99,15 @@ MATRIX = [
     probe("GET",  "/api/v1/audit/events",              403,  403,  SEE,  403,  HIDE, SEE,
           query={"case": "{id}"}),
     probe("GET",  "/api/v1/audit/verify",              403,  403,  200,  403,  200,  200),
+    probe("GET",  "/api/v1/audit/export",              403,  403,  200,  403,  200,  200),
+    probe("GET",  "/api/v1/audit/export",              403,  403,  200,  403,  403,  200,
+          query={"opd": "{opd}", "format": "csv"}),
+    probe("GET",  "/api/v1/reports/bottlenecks",       403,  403,  200,  404,  404,  200,
+          query={"sop": "{sop}"}),
+    probe("GET",  "/api/v1/reports/anomalies",         403,  403,  200,  403,  200,  200),
+    probe("GET",  "/api/v1/reports/anomalies",         403,  403,  200,  403,  403,  200,
+          query={"opd": "{opd}"}),
+    probe("GET",  "/api/v1/reports/sla",               403,  403,  200,  403,  200,  200),
     # everyone reads their own inbox, and only their own
     probe("GET",  "/api/v1/notifications",             200,  200,  200,  200,  200,  200),
 ]
@@ -294,6 +303,11 @@ def test_case_endpoints(server: Server) -> None:
 def test_audit_endpoints(server: Server) -> None:
     world = World.build(server)
     run(world, "/api/v1/audit")
+
+
+def test_report_endpoints(server: Server) -> None:
+    world = World.build(server)
+    run(world, "/api/v1/reports")
 
 
 def test_notification_endpoints(server: Server) -> None:

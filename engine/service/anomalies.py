@@ -1,0 +1,425 @@
+"""Signs of illegal charges and abuse, found in the trail and the step visits.
+
+Each item names its kind, its severity, the cases, the officer where there is one, the
+audit `seq`s that prove it, and a sentence a non-statistician understands. Officers are
+compared with their peers at the same step, with robust statistics and a minimum sample,
+so one slow case accuses nobody:
+
+- `holding_outlier`: the officer's median working-time dwell at a step against the
+  step's median and MAD (a robust z-score), and at least `HOLD_RATIO` times the median;
+- `queue_jumping`: how often the officer's finished cases overtook a case that arrived
+  earlier at the same step and was still waiting, against the rate of their peers there
+  (a one-sided binomial test: it works where peers sit at or near zero).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from engine.service.context import Context
+from engine.service.reports import FAR_FUTURE, may_read_reports, period, rows_of
+from engine.service.sops import latest_rows, parsed
+from engine.service.users import Principal
+from engine.store.tables import AuditEvent
+
+MIN_VISITS = 8  # an officer's finished visits at a step before they are compared
+MIN_PEER_VISITS = 15
+HOLD_Z = 3.5
+HOLD_RATIO = 2.5
+JUMP_P = 1e-4
+JUMP_RATIO = 2.0
+MIN_OFF_HOURS = 3
+MAX_SEQS = 50  # evidence listed per item; the rest is in the trail
+
+
+def _item(
+    kind: str, severity: str, cases: list[str], actor: str | None, seqs: list[int], detail: str
+) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "severity": severity,
+        "case_ids": sorted(set(cases)),
+        "actor": actor,
+        "event_seqs": sorted(set(seqs))[:MAX_SEQS],
+        "detail": detail,
+    }
+
+
+def anomalies(
+    ctx: Context,
+    principal: Principal,
+    opd: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> dict[str, Any]:
+    """Every kind of anomaly in the period, for one office or (inspectors) all."""
+    office = may_read_reports(ctx, principal, opd)
+    lo, hi = period(since, until)
+    scope = {"lo": lo, "hi": hi, "opd": office}
+    items = [
+        *fee_mismatch(ctx, scope),
+        *holding_outliers(ctx, scope),
+        *queue_jumping(ctx, scope),
+        *repeated_returns(ctx, scope),
+        *separation_of_duties(ctx, scope),
+        *off_hours(ctx, scope),
+    ]
+    order = {"high": 0, "medium": 1, "low": 2}
+    items.sort(key=lambda i: (order[i["severity"]], i["kind"], i["actor"] or ""))
+    return {"opd": office, "since": since, "until": until, "items": items}
+
+
+def _events(ctx: Context, scope: dict[str, Any], kind: str, *where: Any) -> list[AuditEvent]:
+    query = select(AuditEvent).where(
+        AuditEvent.type == kind,
+        AuditEvent.at >= scope["lo"],  # type: ignore[operator]
+        AuditEvent.at < scope["hi"],  # type: ignore[operator]
+        *where,
+    )
+    if scope["opd"] is not None:
+        query = query.where(AuditEvent.opd == scope["opd"])
+    with ctx.reader() as uow:
+        return list(uow.session.execute(query.order_by(AuditEvent.seq)).scalars())
+
+
+def _rupiah(amount: int) -> str:
+    return "Rp " + f"{amount:,}".replace(",", ".")
+
+
+def fee_mismatch(ctx: Context, scope: dict[str, Any]) -> list[dict[str, Any]]:
+    """Payments that differ from the official fee, per officer who recorded them."""
+    flagged = AuditEvent.data["fee_mismatch"].as_boolean().is_(True)  # type: ignore[index]
+    by_officer: dict[str | None, list[AuditEvent]] = defaultdict(list)
+    for event in _events(ctx, scope, "case.payment_recorded", flagged):
+        by_officer[event.actor].append(event)
+    items = []
+    for actor, events in by_officer.items():
+        excess = sum(int(e.data.get("excess", 0)) for e in events)
+        free = sum(1 for e in events if int(e.data.get("expected", 0)) == 0)
+        over = sum(1 for e in events if int(e.data.get("excess", 0)) > 0)
+        detail = (
+            f"{actor} recorded {len(events)} payment(s) that differ from the official fee, "
+            f"{_rupiah(excess)} more than the tariff in all"
+            + (f"; {free} of them on a service that is free by law" if free else "")
+        )
+        items.append(
+            _item(
+                "fee_mismatch",
+                "high" if over else "medium",
+                [e.case_id for e in events if e.case_id],
+                actor,
+                [e.seq for e in events],
+                detail + ".",
+            )
+        )
+    return items
+
+
+_STEP_STATS = """
+WITH visits AS (
+    SELECT v.sop, v.step, v.left_by AS officer, v.working_seconds AS w
+    FROM step_visit v JOIN sop_case c ON c.pk = v.case_pk
+    WHERE v.left_at IS NOT NULL AND v.paused = :paused AND v.left_by IS NOT NULL
+      AND v.entered_at >= :lo AND v.entered_at < :hi {office}
+), ranked AS (
+    SELECT sop, step, w, ROW_NUMBER() OVER (PARTITION BY sop, step ORDER BY w) AS r,
+           COUNT(*) OVER (PARTITION BY sop, step) AS n
+    FROM visits
+), medians AS (
+    SELECT sop, step, n, AVG(CASE WHEN r IN ((n + 1) / 2, (n + 2) / 2) THEN w END) AS m
+    FROM ranked GROUP BY sop, step, n
+), deviations AS (
+    SELECT v.sop, v.step, ABS(v.w - m.m) AS dev, m.m, m.n,
+           ROW_NUMBER() OVER (PARTITION BY v.sop, v.step ORDER BY ABS(v.w - m.m)) AS r
+    FROM visits v JOIN medians m ON m.sop = v.sop AND m.step = v.step
+), mads AS (
+    SELECT sop, step, n, m, AVG(CASE WHEN r IN ((n + 1) / 2, (n + 2) / 2) THEN dev END) AS mad
+    FROM deviations GROUP BY sop, step, n, m
+), officers AS (
+    SELECT sop, step, officer, w,
+           ROW_NUMBER() OVER (PARTITION BY sop, step, officer ORDER BY w) AS r,
+           COUNT(*) OVER (PARTITION BY sop, step, officer) AS k
+    FROM visits
+)
+SELECT o.sop, o.step, o.officer, o.k,
+       AVG(CASE WHEN o.r IN ((o.k + 1) / 2, (o.k + 2) / 2) THEN o.w END) AS officer_median,
+       s.n, s.m AS step_median, s.mad
+FROM officers o JOIN mads s ON s.sop = o.sop AND s.step = o.step
+GROUP BY o.sop, o.step, o.officer, o.k, s.n, s.m, s.mad
+"""
+
+
+def _office_filter(scope: dict[str, Any], alias: str = "c") -> str:
+    return "" if scope["opd"] is None else f"AND {alias}.opd = :opd"
+
+
+def _params(scope: dict[str, Any], **more: Any) -> dict[str, Any]:
+    params = {"lo": scope["lo"], "hi": scope["hi"], **more}
+    if scope["opd"] is not None:
+        params["opd"] = scope["opd"]
+    return params
+
+
+def holding_outliers(ctx: Context, scope: dict[str, Any]) -> list[dict[str, Any]]:
+    """Officers who hold files at a step far longer than the step's usual time."""
+    rows = rows_of(
+        ctx, _STEP_STATS.format(office=_office_filter(scope)), **_params(scope, paused=False)
+    )
+    items = []
+    for row in rows:
+        k, n = int(row["k"]), int(row["n"])
+        mine, usual = float(row["officer_median"] or 0), float(row["step_median"] or 0)
+        if k < MIN_VISITS or n - k < MIN_PEER_VISITS or usual <= 0:
+            continue
+        spread = max(1.4826 * float(row["mad"] or 0), 0.05 * usual)  # a MAD of 0 is no licence
+        z = (mine - usual) / spread
+        if z < HOLD_Z or mine < HOLD_RATIO * usual:
+            continue
+        cases, seqs = _evidence(ctx, scope, row["sop"], row["step"], row["officer"], slowest=True)
+        items.append(
+            _item(
+                "holding_outlier",
+                "high" if mine >= 2 * HOLD_RATIO * usual else "medium",
+                cases,
+                row["officer"],
+                seqs,
+                f"{row['officer']} keeps files at step `{row['step']}` ({row['sop']}) for "
+                f"{_hours(mine)} of working time at the median, against {_hours(usual)} for "
+                f"the step as a whole ({k} of {n} visits; robust z = {z:.1f}).",
+            )
+        )
+    return items
+
+
+_OVERTAKES = """
+WITH visits AS (
+    SELECT v.id, v.sop, v.step, v.left_by AS officer, v.left_at,
+           MAX(COALESCE(v.left_at, :forever)) OVER (
+               PARTITION BY v.sop, v.step ORDER BY v.entered_at, v.id
+               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
+           ) AS earlier_left
+    FROM step_visit v JOIN sop_case c ON c.pk = v.case_pk
+    WHERE v.paused = :paused AND v.entered_at >= :lo AND v.entered_at < :hi {office}
+)
+SELECT sop, step, officer, COUNT(*) AS done,
+       SUM(CASE WHEN earlier_left > left_at THEN 1 ELSE 0 END) AS overtook
+FROM visits
+WHERE left_at IS NOT NULL AND officer IS NOT NULL
+GROUP BY sop, step, officer
+"""
+
+
+def queue_jumping(ctx: Context, scope: dict[str, Any]) -> list[dict[str, Any]]:
+    """Officers whose cases overtake earlier arrivals at a step far more than peers' do."""
+    rows = rows_of(
+        ctx,
+        _OVERTAKES.format(office=_office_filter(scope)),
+        **_params(scope, paused=False, forever=FAR_FUTURE),
+    )
+    by_step: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_step[(row["sop"], row["step"])].append(row)
+    items = []
+    for (sop, step), officers in by_step.items():
+        total_done = sum(int(o["done"]) for o in officers)
+        total_over = sum(int(o["overtook"] or 0) for o in officers)
+        for row in officers:
+            done, over = int(row["done"]), int(row["overtook"] or 0)
+            peers_done, peers_over = total_done - done, total_over - over
+            if done < MIN_VISITS or peers_done < MIN_PEER_VISITS:
+                continue
+            # Laplace's rule keeps a peer rate of zero from making any overtake damning
+            rate = (peers_over + 1) / (peers_done + 2)
+            p = binomial_tail(over, done, rate)
+            if p > JUMP_P or over / done < JUMP_RATIO * rate:
+                continue
+            cases, seqs = _evidence(ctx, scope, sop, step, row["officer"], slowest=False)
+            items.append(
+                _item(
+                    "queue_jumping",
+                    "high",
+                    cases,
+                    row["officer"],
+                    seqs,
+                    f"{row['officer']} finished {over} of {done} cases at step `{step}` ({sop}) "
+                    f"ahead of a citizen who had arrived earlier and was still waiting: "
+                    f"{over / done:.0%}, against {peers_over / max(peers_done, 1):.0%} for "
+                    f"the other officers there (chance of that by luck: {p:.1e}).",
+                )
+            )
+    return items
+
+
+def binomial_tail(k: int, n: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p), summed in log space so large n stays exact."""
+    if k <= 0:
+        return 1.0
+    if p <= 0:
+        return 0.0
+    if p >= 1:
+        return 1.0
+    log_p, log_q = math.log(p), math.log1p(-p)
+    terms = [
+        math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * log_p
+        + (n - i) * log_q
+        for i in range(k, n + 1)
+    ]  # fmt: skip
+    top = max(terms)
+    return min(1.0, math.exp(top) * sum(math.exp(t - top) for t in terms))
+
+
+_EVIDENCE = """
+SELECT c.id AS case_id, e.seq
+FROM step_visit v
+JOIN sop_case c ON c.pk = v.case_pk
+JOIN audit_event e ON e.case_id = c.id AND e.type = 'case.transitioned'
+     AND e.from_step = v.step AND e.actor = v.left_by AND e.at = v.left_at
+WHERE v.sop = :sop AND v.step = :step AND v.left_by = :officer
+  AND v.entered_at >= :lo AND v.entered_at < :hi
+ORDER BY v.working_seconds {order}
+LIMIT {limit}
+"""
+
+
+def _evidence(
+    ctx: Context, scope: dict[str, Any], sop: str, step: str, officer: str, slowest: bool
+) -> tuple[list[str], list[int]]:
+    """The officer's cases at the step, and the seqs of the transitions that ended them."""
+    sql = _EVIDENCE.format(order="DESC" if slowest else "ASC", limit=MAX_SEQS)
+    rows = rows_of(ctx, sql, lo=scope["lo"], hi=scope["hi"], sop=sop, step=step, officer=officer)
+    return [r["case_id"] for r in rows], [int(r["seq"]) for r in rows]
+
+
+_RETURNS = """
+SELECT c.id AS case_id, v.entered_by AS officer, COUNT(*) AS returns
+FROM step_visit v JOIN sop_case c ON c.pk = v.case_pk
+WHERE v.paused = :paused AND v.entered_at >= :lo AND v.entered_at < :hi {office}
+GROUP BY c.id, v.entered_by
+"""
+
+
+def repeated_returns(ctx: Context, scope: dict[str, Any]) -> list[dict[str, Any]]:
+    """Cases sent back to the citizen two or more times, per officer who sent them back."""
+    rows = rows_of(
+        ctx, _RETURNS.format(office=_office_filter(scope)), **_params(scope, paused=True)
+    )
+    per_case: dict[str, int] = defaultdict(int)
+    by_officer: dict[str, list[str]] = defaultdict(list)
+    for row in rows:
+        per_case[row["case_id"]] += int(row["returns"])
+        by_officer[row["officer"]].append(row["case_id"])
+    repeated = {case for case, count in per_case.items() if count >= 2}
+    items = []
+    for officer, cases in by_officer.items():
+        mine = sorted(set(cases) & repeated)
+        if not mine:
+            continue
+        seqs = _returns_seqs(ctx, scope, officer, mine)
+        items.append(
+            _item(
+                "repeated_return",
+                "high" if len(mine) >= 3 else "medium",
+                mine,
+                officer,
+                seqs,
+                f"{officer} sent {len(mine)} case(s) back to the citizen that had been sent "
+                "back before: files returned again and again are a known way to ask for money.",
+            )
+        )
+    return items
+
+
+def _returns_seqs(ctx: Context, scope: dict[str, Any], officer: str, cases: list[str]) -> list[int]:
+    events = _events(
+        ctx,
+        scope,
+        "case.transitioned",
+        AuditEvent.actor == officer,
+        AuditEvent.case_id.in_(cases[:MAX_SEQS]),  # type: ignore[union-attr]
+    )
+    return [e.seq for e in events]
+
+
+_SAME_HAND = """
+SELECT c.id AS case_id, a.left_by AS officer, a.left_via AS first, b.left_via AS second
+FROM step_visit a
+JOIN step_visit b ON b.case_pk = a.case_pk AND b.left_by = a.left_by AND b.id <> a.id
+JOIN sop_case c ON c.pk = a.case_pk
+WHERE a.left_via = :first AND b.left_via = :second AND c.sop = :sop
+  AND a.entered_at >= :lo AND a.entered_at < :hi {office}
+"""
+
+
+def separation_of_duties(ctx: Context, scope: dict[str, Any]) -> list[dict[str, Any]]:
+    """Refused attempts to act against separation of duties, and any case where it broke."""
+    refused: dict[str | None, list[AuditEvent]] = defaultdict(list)
+    for event in _events(ctx, scope, "case.transition_refused"):
+        if "not_by" in event.data.get("guards", []):
+            refused[event.actor].append(event)
+    items = [
+        _item(
+            "separation_of_duties",
+            "medium",
+            [e.case_id for e in events if e.case_id],
+            actor,
+            [e.seq for e in events],
+            f"{actor} tried {len(events)} time(s) to approve or finish a case they had "
+            "worked on earlier, which the SOP keeps apart; the system refused.",
+        )
+        for actor, events in refused.items()
+    ]
+    with ctx.reader() as uow:
+        sops = [parsed(row) for row in latest_rows(uow.session, scope["opd"])]
+    for sop in sops:
+        for t in sop.transitions:
+            for earlier in t.not_by:
+                sql = _SAME_HAND.format(office=_office_filter(scope))
+                rows = rows_of(
+                    ctx, sql, **_params(scope, first=earlier, second=t.name, sop=sop.key)
+                )
+                for row in rows:
+                    items.append(
+                        _item(
+                            "separation_of_duties",
+                            "high",
+                            [row["case_id"]],
+                            row["officer"],
+                            [],
+                            f"{row['officer']} fired both `{earlier}` and `{t.name}` on one "
+                            f"case of {sop.key}, which the SOP keeps apart.",
+                        )
+                    )
+    return items
+
+
+def off_hours(ctx: Context, scope: dict[str, Any]) -> list[dict[str, Any]]:
+    """Officers acting on cases outside the calendar's working time, repeatedly."""
+    marked = AuditEvent.data["off_hours"].as_boolean().is_(True)  # type: ignore[index]
+    by_officer: dict[str | None, list[AuditEvent]] = defaultdict(list)
+    for kind in ("case.created", "case.transitioned", "case.received", "case.payment_recorded"):
+        for event in _events(ctx, scope, kind, marked):
+            by_officer[event.actor].append(event)
+    return [
+        _item(
+            "off_hours_action",
+            "medium" if len(events) >= 3 * MIN_OFF_HOURS else "low",
+            [e.case_id for e in events if e.case_id],
+            actor,
+            [e.seq for e in events],
+            f"{actor} acted {len(events)} time(s) on cases outside working hours, when the "
+            "office is closed to the public.",
+        )
+        for actor, events in by_officer.items()
+        if len(events) >= MIN_OFF_HOURS
+    ]
+
+
+def _hours(seconds: float) -> str:
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
