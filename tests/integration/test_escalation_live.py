@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -244,7 +245,7 @@ def test_a_worker_killed_mid_sweep_misses_no_rung_and_fires_none_twice(
     own_postgres_url: str, tmp_path: Path, redis: Redis
 ) -> None:
     past = datetime.now(UTC) - timedelta(hours=1)
-    for site in make_site(own_postgres_url, tmp_path, clock=lambda: past):
+    with contextmanager(make_site)(own_postgres_url, tmp_path, clock=lambda: past) as site:
         total = 600  # 2,400 rungs due at once
         for _ in range(total):
             site.open_case()
