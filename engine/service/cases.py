@@ -30,7 +30,7 @@ from engine.service.errors import (
 from engine.service.refusals import deny, refuse
 from engine.service.sops import find_row, parsed, sop_of
 from engine.service.users import Principal
-from engine.store.tables import Case, Payment, ReceivedDocument, SopVersion
+from engine.store.tables import Case, Payment, ReceivedDocument, SopVersion, StepVisit
 from engine.store.uow import UnitOfWork
 
 PAYMENT_METHODS = ("cash", "transfer", "qris")
@@ -114,14 +114,26 @@ def load_case(
     ctx: Context, uow: UnitOfWork, principal: Principal, case_id: str, action: str
 ) -> tuple[Case, SOP]:
     """A case the caller may see, with its SOP; another OPD's case is a 404 (and audited)."""
+    case, sop, _visit = load_case_and_visit(ctx, uow, principal, case_id, action)
+    return case, sop
+
+
+def load_case_and_visit(
+    ctx: Context, uow: UnitOfWork, principal: Principal, case_id: str, action: str
+) -> tuple[Case, SOP, StepVisit | None]:
+    """`load_case`, with the visit the case is in now, in the same round trip."""
     row = uow.session.execute(
-        select(Case, SopVersion.checksum)
+        select(Case, SopVersion.checksum, StepVisit)
         .join(SopVersion, (SopVersion.key == Case.sop) & (SopVersion.version == Case.sop_version))
+        .outerjoin(
+            StepVisit,
+            (StepVisit.case_pk == Case.pk) & StepVisit.left_at.is_(None),  # type: ignore[union-attr]
+        )
         .where(Case.id == case_id)
     ).first()
     if row is None:
         raise NotFound(f"no case `{case_id}`")
-    case, checksum = row
+    case, checksum, visit = row
     if not principal.may_see_opd(case.opd):
         uow.rollback()
         refuse(
@@ -132,7 +144,7 @@ def load_case(
             case,
             {"action": action},
         )
-    return case, sop_of(uow.session, case.sop, case.sop_version, checksum)
+    return case, sop_of(uow.session, case.sop, case.sop_version, checksum), visit
 
 
 def get_case(ctx: Context, principal: Principal, case_id: str) -> dict[str, Any]:
@@ -316,7 +328,7 @@ def fire_transition(
     if comment is not None and len(comment) > MAX_TEXT:
         raise Invalid("the comment is too long", [{"field": "comment", "message": "too long"}])
     with ctx.uow() as uow:
-        case, sop = load_case(ctx, uow, principal, case_id, "transition")
+        case, sop, visit = load_case_and_visit(ctx, uow, principal, case_id, "transition")
         if not principal.staff:
             uow.rollback()
             deny(ctx, principal, READ_ONLY, case, action="transition", transition=name)
@@ -366,7 +378,7 @@ def fire_transition(
                 {"transition": name, "guards": [f.guard for f in e.failures]},
             )
         with stale_is_conflict(uow, if_match):
-            _move(uow, sop, case, fired, comment, new_docs, principal, ctx.clock())
+            _move(uow, sop, case, visit, fired, comment, new_docs, principal, ctx.clock())
             uow.commit()
         return case_view(case, sop, principal)
 
@@ -387,6 +399,7 @@ def _move(
     uow: UnitOfWork,
     sop: SOP,
     case: Case,
+    visit: StepVisit | None,
     fired: Fired,
     comment: str | None,
     new_docs: list[str],
@@ -396,9 +409,8 @@ def _move(
     """Apply a transition the machine allowed: visits, timers, clocks, audit events."""
     name = fired.transition
     dest = sop.step(fired.to_step)
-    visit = clocks.current_visit(uow, case)
     stops_service = dest.final or (dest.paused and case.paused_since is None)
-    clocks.cancel_timers(uow, case, visit, service=stops_service)
+    clocks.cancel_timers(uow, sop, case, visit, service=stops_service)
     if new_docs:
         mark_received(uow, sop, case, new_docs, principal, now)
     clocks.leave(sop, case, visit, now, principal.name, name)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 
 from engine.domain.model import SOP, Step
 from engine.domain.sla import (
@@ -37,21 +37,17 @@ def rung_key(visit_id: int, index: int) -> str:
     return f"v{visit_id}:r{index}"
 
 
-def current_visit(uow: UnitOfWork, case: Case) -> StepVisit | None:
-    """The visit the case is in now."""
-    return uow.session.execute(
-        select(StepVisit)
-        .where(StepVisit.case_pk == case.pk, StepVisit.left_at.is_(None))  # type: ignore[union-attr]
-        .order_by(StepVisit.id.desc())  # type: ignore[union-attr]
-        .limit(1)
-    ).scalar_one_or_none()
+def cancel_timers(
+    uow: UnitOfWork, sop: SOP, case: Case, visit: StepVisit | None, service: bool
+) -> None:
+    """Delete the timers of a visit (and the service timer); call before changing the case.
 
-
-def cancel_timers(uow: UnitOfWork, case: Case, visit: StepVisit | None, service: bool) -> None:
-    """Delete the timers of a visit (and the service timer); call before changing the case."""
-    if visit is not None:
+    Only what can exist is deleted: a step without a ladder made no rung timers, and a
+    case without a service deadline (or already breached) has no service timer.
+    """
+    if visit is not None and sop.ladder(sop.step(visit.step)):
         uow.session.execute(delete(SlaTimer).where(SlaTimer.visit_id == visit.id))
-    if service:
+    if service and case.service_due_at is not None and SERVICE_BREACHED not in case.flags:
         uow.session.execute(
             delete(SlaTimer).where(SlaTimer.case_pk == case.pk, SlaTimer.rung == SERVICE_RUNG)
         )
@@ -114,9 +110,12 @@ def enter(
         due_at=case.step_due_at,
     )
     uow.session.add(visit)
+    deadlines = rung_deadlines(sop, step, now)
+    if not deadlines:
+        return visit  # inserted with the rest at commit: no timer needs its id now
     uow.session.flush()
     assert visit.id is not None
-    for due in rung_deadlines(sop, step, now):
+    for due in deadlines:
         uow.session.add(
             SlaTimer(
                 due_at=due.due,

@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -45,18 +48,39 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+# Known tokens are remembered briefly, so most requests cost no database round trip for
+# authentication; users are never changed in place, so only a new user is news, and an
+# unknown token is never remembered.
+TOKEN_TTL = 30.0
+_TOKENS_MAX = 10_000
+_tokens: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
+_tokens_lock = threading.Lock()
+
+
 def authenticate(ctx: Context, authorization: str | None) -> Principal:
     """The principal behind an `Authorization: Bearer <token>` header, or Unauthenticated."""
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("send `Authorization: Bearer <token>`; ask an admin for a token")
+    digest = token_hash(token.strip())
+    now = time.monotonic()
+    with _tokens_lock:
+        cached = _tokens.get(digest)
+        if cached is not None and cached[0] > now:
+            return cached[1]
     with ctx.reader() as uow:
         user = uow.session.execute(
-            select(User).where(User.token_hash == token_hash(token.strip()))
+            select(User).where(User.token_hash == digest)
         ).scalar_one_or_none()
     if user is None:
         raise Unauthenticated("this token is not known; ask an admin for a new one")
-    return Principal(user.name, user.opd, frozenset(user.roles), user.admin, user.inspector)
+    who = Principal(user.name, user.opd, frozenset(user.roles), user.admin, user.inspector)
+    with _tokens_lock:
+        _tokens[digest] = (now + TOKEN_TTL, who)
+        _tokens.move_to_end(digest)
+        while len(_tokens) > _TOKENS_MAX:
+            _tokens.popitem(last=False)
+    return who
 
 
 def ensure_opd(uow: UnitOfWork, opd: str, now: datetime) -> None:

@@ -29,7 +29,9 @@ def make_engine(url: str, **options: Any) -> Engine:
         return engine
     options.setdefault("pool_size", 10)
     options.setdefault("max_overflow", 20)
-    options.setdefault("pool_pre_ping", True)
+    # no pre-ping: it costs a round trip on every checkout; a connection the server dropped
+    # fails one request and is replaced, and recycling keeps idle ones from going stale
+    options.setdefault("pool_recycle", 1800)
     return create_engine(url, **options)
 
 
