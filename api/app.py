@@ -6,7 +6,7 @@ import json
 import logging
 from typing import Any
 
-from flask import Flask, Response, g, redirect, request
+from flask import Flask, Response, current_app, g, redirect, request
 from flask_openapi3 import Info, OpenAPI
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
@@ -21,6 +21,7 @@ from engine.service.users import authenticate
 from engine.settings import Settings, get_settings
 
 MAX_BODY = 1024 * 1024 + 4096  # an SOP file may be 1 MiB
+MAX_URL = 8192
 log = logging.getLogger("sopflow.api")
 
 
@@ -69,9 +70,14 @@ def create_app(settings: Settings | None = None, context: Context | None = None)
         return redirect("/docs/swagger", code=302)  # type: ignore[return-value]
 
     @app.before_request
-    def who_is_asking() -> None:
+    def who_is_asking() -> Response | None:
+        if len(request.full_path) > MAX_URL:
+            return problem(414, "URI too long", f"the URL is longer than {MAX_URL} characters")
+        if "\x00" in request.path or any("\x00" in v for v in request.args.values()):
+            return problem(400, "Bad request", "the URL holds a NUL character")
         if request.path.startswith("/api/"):
             g.principal = authenticate(ctx(), request.headers.get("Authorization"))
+        return None
 
     @app.errorhandler(ServiceError)
     def service_error(e: ServiceError) -> Response:
@@ -85,7 +91,11 @@ def create_app(settings: Settings | None = None, context: Context | None = None)
         detail = e.description or ""
         if status == 413:
             detail = f"the body is larger than {MAX_BODY:,} bytes"
-        return problem(status, e.name, detail)
+        response = problem(status, e.name, detail)
+        for name, value in e.get_headers():
+            if name == "Allow":  # a 405 says which methods the path takes
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(Exception)
     def unexpected(e: Exception) -> Response:
@@ -97,9 +107,14 @@ def create_app(settings: Settings | None = None, context: Context | None = None)
 
 def _validation_problem(e: ValidationError) -> Response:
     """Pydantic's refusal as problem+json: 400 for a body that is not JSON, 422 otherwise."""
-    if request.method in ("POST", "PUT", "PATCH") and request.get_json(silent=True) is None:
-        if request.get_data():
-            return problem(400, "Bad request", "the body is not valid JSON")
+    if request.method in ("POST", "PUT", "PATCH") and request.get_data():
+        try:
+            body = current_app.json.loads(request.get_data())
+        except ValueError as error:
+            reason = str(error) if "body" in str(error) else "the body is not valid JSON"
+            return problem(400, "Bad request", reason)
+        if not isinstance(body, dict):
+            return problem(422, "Unprocessable content", "the body must be a JSON object")
     errors = [
         {
             "field": ".".join(str(p) for p in err["loc"]) or "body",
@@ -120,6 +135,12 @@ def api_document(app: OpenAPI) -> dict[str, Any]:
         "required": True,
         "content": {"application/yaml": {"schema": {"type": "string", "maxLength": 1024 * 1024}}},
     }
+    for operations in doc["paths"].values():
+        for operation in operations.values():
+            for status, answer in operation.get("responses", {}).items():
+                content = answer.get("content", {})
+                if status[0] in "45" and "application/json" in content:
+                    content["application/problem+json"] = content.pop("application/json")
     for path, operations in doc["paths"].items():
         if path.endswith(("/transitions", "/received")):
             operations["post"].setdefault("parameters", []).append(

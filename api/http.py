@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -21,6 +22,15 @@ class JSONProvider(DefaultJSONProvider):
     ensure_ascii = False
     sort_keys = False
 
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        """Parse a body; text the database or the chain could not hold is refused here."""
+        try:
+            value = super().loads(s, **kwargs)
+        except RecursionError:
+            raise ValueError("the body nests deeper than any request needs") from None
+        _check_text(value)
+        return value
+
     @staticmethod
     def default(o: Any) -> Any:
         if isinstance(o, datetime):
@@ -28,6 +38,25 @@ class JSONProvider(DefaultJSONProvider):
         if isinstance(o, date):
             return o.isoformat()
         return DefaultJSONProvider.default(o)
+
+
+def _check_text(value: Any) -> None:
+    """Refuse NUL characters (PostgreSQL text holds none) and lone surrogates (not UTF-8)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            if "\x00" in item:
+                raise ValueError("the body holds a NUL character")
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("the body holds text that is not valid Unicode") from None
 
 
 def ctx() -> Context:
@@ -50,9 +79,8 @@ def problem(
     body["detail"] = detail
     if errors:
         body["errors"] = errors
-    response = jsonify(body)
-    response.status_code = status
-    response.mimetype = PROBLEM
+    # ASCII escapes: a problem may echo back input, and must never fail to encode it
+    response = Response(json.dumps(body, ensure_ascii=True), status=status, mimetype=PROBLEM)
     return response
 
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from flask import Response, jsonify
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, Field
 
 from api.http import ctx, principal
-from api.schemas import AnomalyReport, BottleneckReport, Problem, SlaReport
+from api.schemas import AnomalyReport, BottleneckReport, Instant, Problem, SlaReport
 from engine.service import anomalies, reports
 
 bp = APIBlueprint(
@@ -23,8 +21,8 @@ bp = APIBlueprint(
 
 
 class Period(BaseModel):
-    since: datetime | None = None
-    until: datetime | None = None
+    since: Instant | None = None
+    until: Instant | None = None
 
 
 class BottleneckQuery(Period):

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from datetime import UTC, datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StrictInt
 
 T = TypeVar("T")
+
+
+def _utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("this instant is outside the range of dates sopflow keeps") from None
+
+
+# An instant in a query: it must carry its offset, and it is read as UTC.
+Instant = Annotated[AwareDatetime, AfterValidator(_utc)]
 Slug = Field(max_length=64)
 
 
@@ -97,7 +108,9 @@ class CasePath(BaseModel):
 class CaseCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     sop: str = Field(max_length=64)
-    version: StrictInt | None = Field(None, ge=1, description="default: the latest version")
+    version: StrictInt | None = Field(
+        None, ge=1, le=2**31 - 1, description="default: the latest version"
+    )
     fields: dict[str, Any] = Field(default_factory=dict)
     received: list[str] = Field(default_factory=list, max_length=100)
 
@@ -182,8 +195,8 @@ class EventQuery(BaseModel):
     case: str | None = Field(None, max_length=64)
     actor: str | None = Field(None, max_length=200)
     type: str | None = Field(None, max_length=40)
-    since: datetime | None = None
-    until: datetime | None = None
+    since: Instant | None = None
+    until: Instant | None = None
     limit: int = Field(50, ge=1, le=500)
     cursor: str | None = Field(None, max_length=100)
 
@@ -195,8 +208,8 @@ class ExportQuery(BaseModel):
     case: str | None = Field(None, max_length=64)
     actor: str | None = Field(None, max_length=200)
     type: str | None = Field(None, max_length=40)
-    since: datetime | None = None
-    until: datetime | None = None
+    since: Instant | None = None
+    until: Instant | None = None
 
 
 class EventOut(BaseModel):

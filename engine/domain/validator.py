@@ -45,6 +45,8 @@ _PERCENT = re.compile(r"^\s*(\d+)\s*%\s*$")
 FIELD_TYPES = ("string", "integer", "number", "boolean", "date")
 OUTCOMES = ("completed", "rejected", "withdrawn")
 # attributes the state machine keeps on each case object; a trigger must not shadow them
+MAX_INT = 2**31 - 1
+MAX_FEE = 10**13  # rupiah: far above any tariff, and within every column that holds money
 RESERVED_TRANSITIONS = {"state", "trigger", "may_trigger"}
 
 T = TypeVar("T")
@@ -198,7 +200,9 @@ class _Checker:
             return False
         return node.value
 
-    def integer(self, node: Node, where: str, what: str, minimum: int) -> int | None:
+    def integer(
+        self, node: Node, where: str, what: str, minimum: int, maximum: int = MAX_INT
+    ) -> int | None:
         value = node.value
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             self.add(
@@ -206,6 +210,9 @@ class _Checker:
                 f"{where}`{what}` should be a whole number of {minimum} or more, "
                 f"not {_kind(value)}",
             )
+            return None
+        if value > maximum:
+            self.add(node, f"{where}`{what}` is {value:,}; the most it can be is {maximum:,}")
             return None
         return value
 
@@ -327,7 +334,9 @@ class _Checker:
         m = self.mapping(node, FEE_KEYS, "fee: ")
         if m is None:
             return Fee()
-        amount = self.optional(m, "amount", lambda n: self.integer(n, "fee: ", "amount", 0), 0)
+        amount = self.optional(
+            m, "amount", lambda n: self.integer(n, "fee: ", "amount", 0, MAX_FEE), 0
+        )
         basis = self.opt(m, "basis", self.text, "fee: ", None)
         if amount > 0 and basis is None:
             self.add(

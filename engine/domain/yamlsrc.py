@@ -16,6 +16,7 @@ from engine.domain.errors import Problem
 
 MAX_BYTES = 1024 * 1024
 MAX_NODES = 50_000  # after alias expansion; a real SOP has a few hundred
+NESTED = "the file nests lists and keys deeper than any SOP needs; refused"
 
 _CORE = "tag:yaml.org,2002:"
 REFUSED = object()  # stands in for a value whose tag was refused; already reported
@@ -68,10 +69,15 @@ def parse(text: str | bytes) -> tuple[Node, list[Problem]]:
         raise YamlRefused(Problem(line, col, f"this is not valid YAML: {what}")) from None
     except yaml.YAMLError as e:
         raise YamlRefused(Problem(1, 1, f"this is not valid YAML: {e}")) from None
+    except RecursionError:
+        raise YamlRefused(Problem(1, 1, NESTED)) from None
     if root is None:
         raise YamlRefused(Problem(1, 1, "the file is empty"))
     builder = _Builder()
-    tree = builder.build(root)
+    try:
+        tree = builder.build(root)
+    except RecursionError:
+        raise YamlRefused(Problem(1, 1, NESTED)) from None
     return tree, builder.problems
 
 
@@ -101,6 +107,9 @@ class _Builder:
         except (yaml.YAMLError, ValueError, OverflowError):
             # an implicitly resolved timestamp such as 2026-02-30
             value = node.value
+        if isinstance(value, str) and "\x00" in value:
+            self.problems.append(Problem(line, col, "this text holds a NUL character (\\0)"))
+            return Node(REFUSED, line, col)
         return Node(value, line, col)
 
     def _mapping(self, node: yaml.MappingNode, line: int, col: int) -> Node:
