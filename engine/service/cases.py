@@ -100,11 +100,31 @@ def case_view(case: Case, sop: SOP, principal: Principal) -> dict[str, Any]:
     }
 
 
-def staff_act(sop: SOP, now: datetime, data: dict[str, Any]) -> dict[str, Any]:
-    """Event data of an act by staff, marked when it was done outside working time."""
-    if calendar_for(sop.calendar).is_working(now):
-        return data
-    return {**data, "off_hours": True}
+def act(
+    kind: str,
+    sop: SOP,
+    case: Case,
+    principal: Principal,
+    now: datetime,
+    data: dict[str, Any],
+    *,
+    from_step: str | None = None,
+    to_step: str | None = None,
+) -> Event:
+    """The audit event of an act by staff on a case, marked when done outside working time."""
+    if not calendar_for(sop.calendar).is_working(now):
+        data = {**data, "off_hours": True}
+    return Event(
+        kind,
+        now,
+        opd=case.opd,
+        sop=case.sop,
+        case_id=case.id,
+        actor=principal.name,
+        from_step=from_step,
+        to_step=to_step,
+        data=data,
+    )
 
 
 # ---- reading cases -------------------------------------------------------------------------
@@ -282,32 +302,13 @@ def open_case(
         )
         uow.session.add(case)
         clocks.enter(uow, sop, case, first, now, principal.name, opening=True)
-        for doc in docs:
-            uow.session.add(
-                ReceivedDocument(
-                    case_pk=case.pk, requirement=doc, received_at=now, received_by=principal.name
-                )
-            )
-        uow.record(
-            Event(
-                "case.created",
-                now,
-                opd=sop.opd,
-                sop=sop.key,
-                case_id=case.id,
-                actor=principal.name,
-                to_step=first.id,
-                data=staff_act(
-                    sop,
-                    now,
-                    {
-                        "sop_version": sop.version,
-                        "fields": masked_fields(sop, clean),
-                        "received": docs,
-                    },
-                ),
-            )
-        )
+        add_documents(uow, case, docs, principal, now)
+        created = {
+            "sop_version": sop.version,
+            "fields": masked_fields(sop, clean),
+            "received": docs,
+        }
+        uow.record(act("case.created", sop, case, principal, now, created, to_step=first.id))
         uow.commit()
         return case_view(case, sop, principal)
 
@@ -425,16 +426,15 @@ def _move(
     if comment:
         data["comment"] = comment
     uow.record(
-        Event(
+        act(
             "case.transitioned",
+            sop,
+            case,
+            principal,
             now,
-            opd=case.opd,
-            sop=case.sop,
-            case_id=case.id,
-            actor=principal.name,
+            data,
             from_step=fired.from_step,
             to_step=fired.to_step,
-            data=staff_act(sop, now, data),
         )
     )
     if fired.final:
@@ -461,25 +461,22 @@ def mark_received(
     now: datetime,
 ) -> None:
     """Mark documents received on a case and record it."""
-    assert case.pk is not None
-    for doc in docs:
-        uow.session.add(
-            ReceivedDocument(
-                case_pk=case.pk, requirement=doc, received_at=now, received_by=principal.name
-            )
-        )
+    add_documents(uow, case, docs, principal, now)
     case.received = [*case.received, *docs]
-    uow.record(
-        Event(
-            "case.received",
-            now,
-            opd=case.opd,
-            sop=case.sop,
-            case_id=case.id,
-            actor=principal.name,
-            from_step=case.step,
-            data=staff_act(sop, now, {"received": list(docs)}),
+    received = {"received": list(docs)}
+    uow.record(act("case.received", sop, case, principal, now, received, from_step=case.step))
+
+
+def add_documents(
+    uow: UnitOfWork, case: Case, docs: Sequence[str], principal: Principal, now: datetime
+) -> None:
+    """One row per requirement received on a case."""
+    assert case.pk is not None
+    uow.session.add_all(
+        ReceivedDocument(
+            case_pk=case.pk, requirement=doc, received_at=now, received_by=principal.name
         )
+        for doc in docs
     )
 
 
@@ -506,6 +503,21 @@ def receive_documents(
                 mark_received(uow, sop, case, new_docs, principal, ctx.clock())
                 uow.commit()
         return case_view(case, sop, principal)
+
+
+def payment_view(payment: Payment, case_id: str) -> dict[str, Any]:
+    """A payment as the API shows it."""
+    return {
+        "id": payment.id,
+        "case_id": case_id,
+        "amount": payment.amount,
+        "expected": payment.expected,
+        "fee_mismatch": payment.fee_mismatch,
+        "method": payment.method,
+        "receipt": payment.receipt,
+        "recorded_at": payment.recorded_at,
+        "recorded_by": payment.recorded_by,
+    }
 
 
 # ---- payments ------------------------------------------------------------------------------
@@ -550,45 +562,22 @@ def record_payment(
         )
         uow.session.add(payment)
         case.paid_total = case.paid_total + amount
-        if mismatch and "fee_mismatch" not in case.flags:
-            case.flags = [*case.flags, "fee_mismatch"]
-            case.flagged = True
+        if mismatch:
+            clocks.flag(case, "fee_mismatch")
+        evidence = {
+            "amount": amount,
+            "expected": expected,
+            "excess": amount - expected,
+            "method": method,
+            "receipt": receipt,
+            "fee_mismatch": mismatch,
+        }
         uow.record(
-            Event(
-                "case.payment_recorded",
-                now,
-                opd=case.opd,
-                sop=case.sop,
-                case_id=case.id,
-                actor=principal.name,
-                from_step=case.step,
-                data=staff_act(
-                    sop,
-                    now,
-                    {
-                        "amount": amount,
-                        "expected": expected,
-                        "excess": amount - expected,
-                        "method": method,
-                        "receipt": receipt,
-                        "fee_mismatch": mismatch,
-                    },
-                ),
-            )
+            act("case.payment_recorded", sop, case, principal, now, evidence, from_step=case.step)
         )
         with stale_is_conflict(uow, None):
             uow.commit()
-        return {
-            "id": payment.id,
-            "case_id": case.id,
-            "amount": amount,
-            "expected": expected,
-            "fee_mismatch": mismatch,
-            "method": method,
-            "receipt": receipt,
-            "recorded_at": now,
-            "recorded_by": principal.name,
-        }
+        return payment_view(payment, case.id)
 
 
 def list_payments(ctx: Context, principal: Principal, case_id: str) -> list[dict[str, Any]]:
@@ -598,17 +587,4 @@ def list_payments(ctx: Context, principal: Principal, case_id: str) -> list[dict
         rows = uow.session.execute(
             select(Payment).where(Payment.case_pk == case.pk).order_by(Payment.id)  # type: ignore[arg-type]
         ).scalars()
-        return [
-            {
-                "id": p.id,
-                "case_id": case.id,
-                "amount": p.amount,
-                "expected": p.expected,
-                "fee_mismatch": p.fee_mismatch,
-                "method": p.method,
-                "receipt": p.receipt,
-                "recorded_at": p.recorded_at,
-                "recorded_by": p.recorded_by,
-            }
-            for p in rows
-        ]
+        return [payment_view(p, case.id) for p in rows]

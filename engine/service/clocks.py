@@ -164,3 +164,11 @@ def _schedule_service(uow: UnitOfWork, case: Case) -> None:
             key=service_key(case.pk),
         )
     )
+
+
+def flag(case: Case, *flags: str) -> None:
+    """Mark a case (for the inspectorate's `flagged=true` list)."""
+    new = [f for f in flags if f not in case.flags]
+    if new:
+        case.flags = [*case.flags, *new]
+    case.flagged = True

@@ -20,7 +20,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from engine.domain.audit import Event
 from engine.domain.model import SOP
-from engine.service.clocks import SERVICE_BREACHED
+from engine.service.clocks import SERVICE_BREACHED, flag
 from engine.service.context import Context
 from engine.service.sops import sop_of
 from engine.store.tables import (
@@ -162,7 +162,7 @@ def _apply(
     common = {"due_at": timer.due_at.isoformat(), "lateness_seconds": lateness}
     if timer.action == "service":
         flags = [SERVICE_BREACHED] + ([DEEMED_APPROVED] if sop.deemed_approval else [])
-        _flag(case, *flags)
+        flag(case, *flags)
         data = {**common, "service_time": str(sop.service_time)}
         if sop.deemed_approval:
             data["deemed_approved"] = True
@@ -196,7 +196,7 @@ def _apply(
                 f"({rung.label} of its time); it is escalated to you ({sop.roles.get(to, to)})"
             )
         if timer.flag == INSPECTORATE:
-            _flag(case, INSPECTORATE)
+            flag(case, INSPECTORATE)
             data["flag"] = INSPECTORATE
         _notify(uow, case, kind, message, recipients, now)
         from_step = step.id
@@ -210,13 +210,6 @@ def _apply(
         from_step=from_step,
         data=data,
     )
-
-
-def _flag(case: Case, *flags: str) -> None:
-    new = [f for f in flags if f not in case.flags]
-    if new:
-        case.flags = [*case.flags, *new]
-    case.flagged = True
 
 
 def _notify(
