@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from api import audit, cases, notifications, public, reports, sops
 from api.http import JSONProvider, ctx, problem
+from api.observe import instrument
 from api.schemas import Health, Problem
 from engine.service.context import Context
 from engine.service.errors import ServiceError
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None, context: Context | None = None)
 
     for bp in (sops.bp, cases.bp, audit.bp, reports.bp, notifications.bp, public.bp):
         app.register_api(bp)
+    instrument(app)
 
     @app.get("/healthz", responses={200: Health, 503: Health}, summary="Database and broker")
     def healthz() -> Response:

@@ -183,8 +183,10 @@ def serve(host: str, port: int, workers: int) -> None:
 @click.option("--loglevel", default="INFO", show_default=True)
 def worker(beat: bool, loglevel: str) -> None:
     """Run the Celery worker (and its scheduler) that fires SLA timers and sends webhooks."""
+    from engine.logs import configure_logging
     from worker.tasks import celery_app
 
+    configure_logging(loglevel)
     argv = ["worker", "--pool", "solo", "--loglevel", loglevel, "--without-gossip",
             "--without-mingle", "--without-heartbeat"]  # fmt: skip
     if beat:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,6 +12,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+
+from engine.settings import get_settings
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
@@ -24,18 +27,26 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> Any:
         from api.app import create_app
+        from engine.logs import configure_logging
 
+        configure_logging()
         return create_app()
 
 
 def run(host: str, port: int, workers: int) -> None:
     """Serve until stopped; sync workers (threads gave no throughput, only a longer p99)."""
+    metrics = get_settings().data_dir / "metrics"
+    # gunicorn's workers each count their requests; /metrics adds the files up
+    shutil.rmtree(metrics, ignore_errors=True)
+    metrics.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics)
     _Gunicorn(
         {
             "bind": f"{host}:{port}",
             "workers": workers,
             "worker_class": "sync",
-            "accesslog": "-",
+            # the app logs each request as a JSON line, with its request id
+            "accesslog": None,
             "timeout": 30,
             # the app answers a URL that is too long with a 414 problem of its own
             "limit_request_line": 0,

@@ -19,7 +19,7 @@ from engine.domain.machine import Actor, CaseFacts, Fired, compile_sop
 from engine.domain.model import SOP, FieldSpec
 from engine.domain.validator import suggest
 from engine.service import clocks
-from engine.service.context import Context
+from engine.service.context import Context, traced
 from engine.service.errors import (
     Conflict,
     Forbidden,
@@ -114,6 +114,7 @@ def act(
     """The audit event of an act by staff on a case, marked when done outside working time."""
     if not calendar_for(sop.calendar).is_working(now):
         data = {**data, "off_hours": True}
+    data = traced(data)
     return Event(
         kind,
         now,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -10,6 +11,16 @@ from sqlalchemy import Engine
 
 from engine.store.db import make_engine
 from engine.store.uow import UnitOfWork
+
+# The id of the request being served, set by the API; it is written into the audit events
+# the request causes, so a log line and an event can be matched.
+request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+
+def traced(data: dict[str, object]) -> dict[str, object]:
+    """Event data with the current request's id, when there is one."""
+    current = request_id.get()
+    return data if current is None else {**data, "request_id": current}
 
 
 def utc_now() -> datetime:

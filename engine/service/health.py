@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from kombu import Connection
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from engine.service.context import Context
 from engine.service.timers import last_sweep
 from engine.settings import Settings
+from engine.store.tables import AuditEvent, Case, SlaFiring, SlaTimer, SweepState
 
 
 def database_status(ctx: Context) -> str:
@@ -46,3 +47,43 @@ def scheduler_status(ctx: Context, settings: Settings) -> dict[str, Any]:
     age = (ctx.clock() - swept).total_seconds()
     late = age > max(10 * settings.timer_interval, 10.0)
     return {"status": "late" if late else "ok", "last_sweep_at": swept}
+
+
+def gauges(ctx: Context) -> dict[str, float]:
+    """What /metrics reports from the database: the state of cases, timers and the trail."""
+    now = ctx.clock()
+    with ctx.reader() as uow:
+        s = uow.session
+        open_cases = s.execute(
+            select(func.count()).select_from(Case).where(Case.status == "open")
+        ).scalar_one()
+        overdue = s.execute(
+            select(func.count())
+            .select_from(Case)
+            .where(Case.status == "open", Case.step_due_at < now)  # type: ignore[operator]
+        ).scalar_one()
+        pending = s.execute(select(func.count()).select_from(SlaTimer)).scalar_one()
+        chain = s.execute(select(func.max(AuditEvent.seq))).scalar_one() or 0
+        state = s.get(SweepState, 1)
+        recent = s.execute(
+            select(SlaFiring.fired_at, SlaFiring.due_at)
+            .order_by(SlaFiring.id.desc())  # type: ignore[union-attr]
+            .limit(1000)
+        ).all()
+    lateness = sorted((fired - due).total_seconds() for fired, due in recent)
+    return {
+        "open_cases": float(open_cases),
+        "overdue_steps": float(overdue),
+        "pending_timers": float(pending),
+        "audit_chain_length": float(chain),
+        "sweep_duration_seconds": state.duration_seconds if state else 0.0,
+        "timers_fired_total": float(state.fired) if state else 0.0,
+        "timer_lateness_p50_seconds": _quantile(lateness, 0.5),
+        "timer_lateness_p99_seconds": _quantile(lateness, 0.99),
+    }
+
+
+def _quantile(ordered: list[float], q: float) -> float:
+    if not ordered:
+        return 0.0
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]

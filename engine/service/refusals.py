@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any, NoReturn
 
 from engine.domain.audit import Event
-from engine.service.context import Context
+from engine.service.context import Context, traced
 from engine.service.errors import Forbidden, ServiceError
 from engine.service.users import Principal
 from engine.store.tables import Case
@@ -27,7 +27,7 @@ def refuse(
     The event is filed under the office whose case or SOP was reached for (`case`, or
     `opd` and `sop`), so that office's admin sees attempts on it; else the caller's.
     """
-    event_data = {"status": error.status, "reason": error.detail, **(data or {})}
+    event_data = traced({"status": error.status, "reason": error.detail, **(data or {})})
     with ctx.uow() as uow:
         uow.record(
             Event(

@@ -16,7 +16,7 @@ from engine.domain.durations import Duration
 from engine.domain.errors import DefinitionError
 from engine.domain.model import SOP
 from engine.domain.validator import load_sop
-from engine.service.context import Context
+from engine.service.context import Context, traced
 from engine.service.errors import Conflict, Invalid, NotFound
 from engine.service.refusals import deny, refuse
 from engine.service.users import Principal, ensure_opd
@@ -176,7 +176,7 @@ def publish_sop(ctx: Context, principal: Principal, raw: bytes) -> tuple[dict[st
                 opd=sop.opd,
                 sop=sop.key,
                 actor=principal.name,
-                data={"version": sop.version, "checksum": checksum, "title": sop.title},
+                data=traced({"version": sop.version, "checksum": checksum, "title": sop.title}),
             )
         )
         uow.commit()

@@ -9,6 +9,7 @@ make a second firing impossible (at most once).
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -53,6 +54,7 @@ class SweepResult:
 
 def sweep(ctx: Context, batch: int = BATCH, max_batches: int | None = None) -> SweepResult:
     """Fire every timer due now, a batch per transaction, until none is left."""
+    started = time.perf_counter()
     result = SweepResult()
     while max_batches is None or result.batches < max_batches:
         try:
@@ -62,7 +64,7 @@ def sweep(ctx: Context, batch: int = BATCH, max_batches: int | None = None) -> S
         result.batches += 1
         if fired < batch:
             break
-    _mark_swept(ctx, result.fired)
+    _mark_swept(ctx, result.fired, time.perf_counter() - started)
     return result
 
 
@@ -234,17 +236,23 @@ def _delivery(opd: str, url: str, event: Event, now: datetime) -> WebhookDeliver
     return WebhookDelivery(opd=opd, url=url, payload=payload, next_attempt_at=now)
 
 
-def _mark_swept(ctx: Context, fired: int) -> None:
+def _mark_swept(ctx: Context, fired: int, duration: float) -> None:
     with ctx.uow() as uow:
         now = ctx.clock()
         postgres = uow.session.get_bind().dialect.name == "postgresql"
         dialect: Any = postgresql if postgres else sqlite
         table = SweepState.__table__  # type: ignore[attr-defined]
-        upsert = dialect.insert(table).values(id=1, swept_at=now, fired=fired)
+        upsert = dialect.insert(table).values(
+            id=1, swept_at=now, fired=fired, duration_seconds=duration
+        )
         uow.session.execute(
             upsert.on_conflict_do_update(
                 index_elements=["id"],
-                set_={"swept_at": now, "fired": table.c.fired + fired},
+                set_={
+                    "swept_at": now,
+                    "fired": table.c.fired + fired,
+                    "duration_seconds": duration,
+                },
             )
         )
         uow.commit()

@@ -256,3 +256,4 @@ class SweepState(SQLModel, table=True):
     id: int = Field(default=1, primary_key=True)
     swept_at: datetime = instant()
     fired: int = 0
+    duration_seconds: float = Field(default=0.0, sa_column_kwargs={"server_default": "0"})

@@ -89,6 +89,7 @@ class Server:
     base_url: str
     ctx: Context
     clients: list[httpx.Client] = field(default_factory=list)
+    log: Path | None = None  # the server's output: JSON lines
 
     def client(self, name: str | None = None, **kind: object) -> httpx.Client:
         """An HTTP client authenticated as a new user of that kind (anonymous without name)."""
@@ -189,6 +190,7 @@ def server(
     running = Server(request.param, "", context)
     for base in start_server(url, tmp):
         running.base_url = base
+        running.log = next(tmp.glob("server-*.log"))
         yield running
         for client in running.clients:
             client.close()

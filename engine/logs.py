@@ -1,0 +1,32 @@
+"""Logs as JSON lines, one object per record: what log collectors read without parsing."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+
+class JSONFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and what the record carries."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        line.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            line["error"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False, default=str)
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Send every log record to standard error as JSON lines."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(JSONFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)

@@ -1,0 +1,62 @@
+"""Watching a running server: /metrics, JSON logs, and the request id in the audit trail."""
+
+from __future__ import annotations
+
+import json
+
+from tests.integration.conftest import Server
+
+
+def test_metrics_expose_requests_latency_and_the_state_of_cases_and_timers(
+    server: Server,
+) -> None:
+    office = server.office()
+    loket = office.staff("loket")
+    case = office.open_case(loket)
+    loket.post(f"/api/v1/cases/{case['id']}/transitions", json={"name": "terima"})
+    response = server.client().get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    assert 'route="/api/v1/cases/<id>/transitions",status="200"' in text
+    assert "sopflow_transition_duration_seconds_bucket" in text
+    assert "sopflow_http_request_duration_seconds_bucket" in text
+    values = {
+        line.split()[0]: float(line.split()[1])
+        for line in text.splitlines()
+        if line.startswith("sopflow_") and "{" not in line.split()[0]
+    }
+    for gauge in (
+        "sopflow_open_cases",
+        "sopflow_overdue_steps",
+        "sopflow_pending_timers",
+        "sopflow_audit_chain_length",
+        "sopflow_sweep_duration_seconds",
+        "sopflow_timer_lateness_p99_seconds",
+    ):
+        assert gauge in values, gauge
+    assert values["sopflow_open_cases"] >= 1
+    assert values["sopflow_audit_chain_length"] >= 3
+
+
+def test_a_request_id_reaches_the_audit_event_and_the_log(server: Server) -> None:
+    office = server.office()
+    loket = office.staff("loket")
+    case = office.open_case(loket)
+    response = loket.post(
+        f"/api/v1/cases/{case['id']}/transitions",
+        json={"name": "terima"},
+        headers={"X-Request-Id": "loket-7f3a"},
+    )
+    assert response.headers["X-Request-Id"] == "loket-7f3a"
+    history = loket.get(f"/api/v1/cases/{case['id']}/history").json()["items"]
+    moved = [e for e in history if e["type"] == "case.transitioned"]
+    assert moved[0]["data"]["request_id"] == "loket-7f3a"
+    generated = loket.get(f"/api/v1/cases/{case['id']}").headers["X-Request-Id"]
+    assert len(generated) == 32
+    assert server.log is not None
+    lines = [
+        json.loads(line) for line in server.log.read_text().splitlines() if line.startswith("{")
+    ]
+    mine = [line for line in lines if line.get("request_id") == "loket-7f3a"]
+    assert mine and mine[0]["status"] == 200 and mine[0]["route"].endswith("/transitions")
