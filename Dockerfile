@@ -8,7 +8,7 @@ COPY api api
 COPY worker worker
 COPY sopflow sopflow
 COPY workflows workflows
-RUN pip install --no-cache-dir . && useradd --system --home /app sopflow
+RUN pip install --no-cache-dir ".[ops]" && useradd --system --home /app sopflow
 USER sopflow
 EXPOSE 8000
 CMD ["sopflow", "serve", "--host", "0.0.0.0", "--port", "8000"]

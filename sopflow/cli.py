@@ -194,6 +194,20 @@ def worker(beat: bool, loglevel: str) -> None:
     celery_app.worker_main(argv)
 
 
+@main.command()
+@click.option("--loglevel", default="INFO", show_default=True)
+def beat(loglevel: str) -> None:
+    """Run only the scheduler that starts a timer sweep every SOPFLOW_TIMER_INTERVAL seconds.
+
+    For a stack with several `sopflow worker --no-beat`: one scheduler, many workers.
+    """
+    from engine.logs import configure_logging
+    from worker.tasks import celery_app
+
+    configure_logging(loglevel)
+    celery_app.start(["beat", "--loglevel", loglevel])
+
+
 @main.group()
 def opd() -> None:
     """Offices (OPD)."""
