@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -285,3 +286,53 @@ def test_rungs_due_while_redis_is_down_fire_once_it_is_back(
     events = postgres_site.sla_events(case)
     assert len(events) == RUNGS_PER_CASE
     assert len({(e.type, e.data.get("at")) for e in events}) == RUNGS_PER_CASE
+
+
+def test_two_api_processes_and_two_workers_behave_like_one(
+    postgres_site: Site, redis: Redis
+) -> None:
+    broker = {"SOPFLOW_BROKER_URL": redis.url}
+    ports = [free_port(), free_port()]
+    for i, port in enumerate(ports):
+        postgres_site.run("serve", "--port", str(port), name=f"api-{i}", **broker)
+    postgres_site.run("worker", name="worker-a", **broker)  # with the one scheduler
+    postgres_site.run("worker", "--no-beat", name="worker-b", **broker)
+    bases = [f"http://127.0.0.1:{port}" for port in ports]
+
+    def up() -> bool:
+        try:
+            return all(httpx.get(f"{b}/healthz", timeout=1).status_code == 200 for b in bases)
+        except httpx.HTTPError:
+            return False
+
+    wait_until(up, 40, "both API processes")
+    headers = {"Authorization": f"Bearer {postgres_site.token}"}
+    clients = [httpx.Client(base_url=b, headers=headers, timeout=30) for b in bases]
+    try:
+        # a case opened through one process is the same case through the other
+        case = clients[0].post("/api/v1/cases", json={"sop": "detik"}).json()
+        assert clients[1].get(f"/api/v1/cases/{case['id']}").json()["version"] == 1
+        # sixteen identical transitions, split across the two processes: one wins
+        barrier = threading.Barrier(16)
+        statuses: list[int] = []
+
+        def press(i: int) -> None:
+            with httpx.Client(base_url=bases[i % 2], headers=headers, timeout=30) as c:
+                barrier.wait()
+                path = f"/api/v1/cases/{case['id']}/transitions"
+                statuses.append(c.post(path, json={"name": "terima"}).status_code)
+
+        threads = [threading.Thread(target=press, args=(i,)) for i in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(statuses) == [200] + [409] * 15
+        # a case left waiting escalates exactly once, with two workers sweeping
+        waiting = clients[1].post("/api/v1/cases", json={"sop": "detik"}).json()
+        assert_ladder_fired_on_time(postgres_site, waiting["id"])
+        with postgres_site.ctx.uow() as uow:
+            assert verify(uow.session).ok
+    finally:
+        for c in clients:
+            c.close()
