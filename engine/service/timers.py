@@ -88,16 +88,19 @@ def _sweep_batch(ctx: Context, batch: int, result: SweepResult) -> int:
         hooks = _webhooks(uow, {case.opd for case, _sop in cases.values()})
         deliveries: list[WebhookDelivery] = []
         fired = 0
-        for timer in timers:
-            case, sop = cases[timer.case_pk]
-            if not _claim_firing(uow, timer, now, postgres):
-                continue
-            event = _apply(uow, timer, case, sop, now, staff[case.opd])
-            uow.record(event)
-            result.lateness.append((now - timer.due_at).total_seconds())
-            fired += 1
-            if case.opd in hooks:
-                deliveries.append(_delivery(case.opd, hooks[case.opd], event, now))
+        claimed = _claim_firings(uow, timers, now, postgres)
+        # the effects are written together at commit, not statement by statement
+        with uow.session.no_autoflush:
+            for timer in timers:
+                if timer.key not in claimed:
+                    continue  # fired already: a firing is unique per key
+                case, sop = cases[timer.case_pk]
+                event = _apply(uow, timer, case, sop, now, staff[case.opd])
+                uow.record(event)
+                result.lateness.append((now - timer.due_at).total_seconds())
+                fired += 1
+                if case.opd in hooks:
+                    deliveries.append(_delivery(case.opd, hooks[case.opd], event, now))
         uow.session.execute(delete(SlaTimer).where(SlaTimer.id.in_([t.id for t in timers])))  # type: ignore[union-attr]
         uow.session.add_all(deliveries)
         uow.commit()
@@ -142,12 +145,17 @@ def _webhooks(uow: UnitOfWork, offices: set[str]) -> dict[str, str]:
     return {opd: url for opd, url in rows}
 
 
-def _claim_firing(uow: UnitOfWork, timer: SlaTimer, now: datetime, postgres: bool) -> bool:
-    """Record the firing under its unique key; False when it has fired already."""
-    values = {"key": timer.key, "case_pk": timer.case_pk, "due_at": timer.due_at, "fired_at": now}
+def _claim_firings(
+    uow: UnitOfWork, timers: list[SlaTimer], now: datetime, postgres: bool
+) -> set[str]:
+    """Record the batch's firings in one statement; the keys that had not fired before."""
+    table = SlaFiring.__table__  # type: ignore[attr-defined]
+    rows = [
+        {"key": t.key, "case_pk": t.case_pk, "due_at": t.due_at, "fired_at": now} for t in timers
+    ]
     dialect: Any = postgresql if postgres else sqlite
-    statement = dialect.insert(SlaFiring).values(values).on_conflict_do_nothing()
-    return bool(uow.session.execute(statement).rowcount)  # type: ignore[attr-defined]
+    statement = dialect.insert(table).values(rows).on_conflict_do_nothing()
+    return set(uow.session.execute(statement.returning(table.c.key)).scalars())
 
 
 def _apply(
