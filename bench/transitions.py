@@ -936,6 +936,44 @@ class Bench:
         return good and not any(m.errors_total for m in runs["sopflow"])
 
 
+def headline(bench: Bench, service: dict[str, float], passed: bool) -> dict[str, Any]:
+    """The figures `--json` writes: per target, medians of the runs (p99: the median of each
+    run's p99, and the p99 of all the runs' requests pooled), and the in-process costs."""
+
+    def figures(runs: list[Measurement]) -> dict[str, Any]:
+        pooled = sorted(x for m in runs for x in m.latencies_ms)
+        return {
+            "rps": _median([m.rps for m in runs]),
+            "p50_ms": _median([m.pct(0.50) for m in runs]),
+            "p99_ms": _median([m.pct(0.99) for m in runs]),
+            "p99_ms_pooled": pooled[min(len(pooled) - 1, int(0.99 * len(pooled)))]
+            if pooled
+            else float("nan"),
+            "errors": sum(m.errors_window for m in runs),
+            "rps_each": [m.rps for m in runs],
+            "cpu_cores": {k: _median([m.cpu[k] for m in runs]) for k in CPU_KEYS},
+            "server_cpu_ms_per_request": _median(
+                [m.cpu["server"] / m.rps * 1e3 if m.rps else float("nan") for m in runs]
+            ),
+        }
+
+    args, runs = bench.args, bench.runs
+    bare, sop = figures(runs["bare"]), figures(runs["sopflow"])
+    return {
+        "clients": args.clients,
+        "workers": args.workers,
+        "seconds": args.seconds,
+        "rounds": args.rounds,
+        "cores": os.cpu_count(),
+        "bare": bare,
+        "sopflow": sop,
+        "ratio": sop["rps"] / bare["rps"] if bare["rps"] else float("nan"),
+        "inprocess": service,
+        "passed": passed,
+        "code": _git_state(),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients (16)")
@@ -955,6 +993,7 @@ def main() -> None:
     parser.add_argument(
         "--profile-dir", type=Path, help="keep py-spy's collapsed stacks in this folder"
     )
+    parser.add_argument("--json", type=Path, help="also write the headline figures to this file")
     args = parser.parse_args()
     bench = Bench(
         args,
@@ -993,6 +1032,8 @@ def main() -> None:
             service = service_diagnostics(bench.url, bench.jobs[0], args.inprocess)
             bench.transitions += args.inprocess + 20
         passed = bench.report(profile, service)
+        if args.json:
+            args.json.write_text(json.dumps(headline(bench, service, passed), indent=2))
     finally:
         bench.stop_servers()
         try:
