@@ -7,9 +7,10 @@ so one slow case accuses nobody:
 
 - `holding_outlier`: the officer's median working-time dwell at a step against the
   step's median and MAD (a robust z-score), and at least `HOLD_RATIO` times the median;
-- `queue_jumping`: how often the officer's finished cases overtook a case that arrived
-  earlier at the same step and was still waiting, against the rate of their peers there
-  (a one-sided binomial test: it works where peers sit at or near zero).
+- `queue_jumping`: how often the officer started a file while one that arrived earlier at
+  the same step was still waiting (start estimated as the later of arrival and the
+  officer's previous finish), against the rate of their peers there (a one-sided binomial
+  test: it works where peers sit at or near zero).
 """
 
 from __future__ import annotations
@@ -196,19 +197,33 @@ def holding_outliers(ctx: Context, scope: dict[str, Any]) -> list[dict[str, Any]
     return items
 
 
+# When did the officer start on a file? The trail does not say, so it is estimated as the
+# later of the file's arrival at the step and the officer's previous finish (an officer works
+# one file at a time). A visit overtook when a file that arrived earlier at the same step
+# was started later, or not at all: a file already in a colleague's hands is not overtaken.
 _OVERTAKES = """
 WITH visits AS (
-    SELECT v.id, v.sop, v.step, v.left_by AS officer, v.left_at,
-           MAX(COALESCE(v.left_at, :forever)) OVER (
-               PARTITION BY v.sop, v.step ORDER BY v.entered_at, v.id
-               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
-           ) AS earlier_left
+    SELECT v.id, v.sop, v.step, v.left_by AS officer, v.entered_at, v.left_at,
+           LAG(v.left_at) OVER (PARTITION BY v.left_by ORDER BY v.left_at, v.id) AS free_at
     FROM step_visit v JOIN sop_case c ON c.pk = v.case_pk
     WHERE v.paused = :paused AND v.entered_at >= :lo AND v.entered_at < :hi {office}
+), started AS (
+    SELECT id, sop, step, officer, entered_at, left_at,
+           CASE WHEN left_at IS NULL THEN :forever
+                WHEN free_at IS NOT NULL AND free_at > entered_at THEN free_at
+                ELSE entered_at END AS began
+    FROM visits
+), ordered AS (
+    SELECT sop, step, officer, left_at, began,
+           MAX(began) OVER (
+               PARTITION BY sop, step ORDER BY entered_at, id
+               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
+           ) AS earlier_began
+    FROM started
 )
 SELECT sop, step, officer, COUNT(*) AS done,
-       SUM(CASE WHEN earlier_left > left_at THEN 1 ELSE 0 END) AS overtook
-FROM visits
+       SUM(CASE WHEN earlier_began > began THEN 1 ELSE 0 END) AS overtook
+FROM ordered
 WHERE left_at IS NOT NULL AND officer IS NOT NULL
 GROUP BY sop, step, officer
 """
@@ -246,7 +261,7 @@ def queue_jumping(ctx: Context, scope: dict[str, Any]) -> list[dict[str, Any]]:
                     cases,
                     row["officer"],
                     seqs,
-                    f"{row['officer']} finished {over} of {done} cases at step `{step}` ({sop}) "
+                    f"{row['officer']} took {over} of {done} cases at step `{step}` ({sop}) "
                     f"ahead of a citizen who had arrived earlier and was still waiting: "
                     f"{over / done:.0%}, against {peers_over / max(peers_done, 1):.0%} for "
                     f"the other officers there (chance of that by luck: {p:.1e}).",

@@ -144,20 +144,37 @@ def test_an_officer_who_holds_files_is_named_with_the_cases(office: Office) -> N
 def test_an_officer_whose_cases_jump_the_queue_is_named(office: Office) -> None:
     jumped = []
     for round_ in range(20):
+        peer = f"loket{round_ % 3}"
+        busy = office.open()  # the counter is working on this one when the next arrive
+        office.at(1)
         waiting = [office.open() for _ in range(3)]  # they arrive in this order
         office.at(5)
-        if round_ % 2 == 0:  # the jumper takes the newest first
+        office.fire(busy, "terima", peer, "loket", received=["ktp"])
+        if round_ % 2 == 0:  # the jumper, free, takes the newest file first
             office.fire(waiting[2], "terima", "calo", "loket", received=["ktp"])
             jumped.append(waiting[2])
             waiting = waiting[:2]
         for case in waiting:
             office.at(3)
-            office.fire(case, "terima", f"loket{round_ % 3}", "loket", received=["ktp"])
+            office.fire(case, "terima", peer, "loket", received=["ktp"])
         office.at(30)
     items = office.anomalies()
     (item,) = kinds(items, "queue_jumping")
     assert item["actor"] == "calo" and sorted(item["case_ids"]) == sorted(jumped)  # type: ignore[arg-type]
     assert kinds(items, "holding_outlier") == []
+
+
+def test_a_file_in_a_colleagues_hands_is_not_overtaken(office: Office) -> None:
+    # two officers work side by side at their own pace: the quick one finishes files that
+    # arrived after the slow one's file, which was never waiting; nobody jumped a queue
+    for _ in range(20):
+        slow_case, quick_case = office.open(), office.open()
+        office.at(2)
+        office.fire(quick_case, "terima", "cepat", "loket", received=["ktp"])
+        office.at(10)
+        office.fire(slow_case, "terima", "lambat", "loket", received=["ktp"])
+        office.at(30)
+    assert kinds(office.anomalies(), "queue_jumping") == []
 
 
 def test_fee_mismatch_names_the_officer_the_cases_and_the_excess(office: Office) -> None:
