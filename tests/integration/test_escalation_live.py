@@ -295,7 +295,9 @@ def test_two_api_processes_and_two_workers_behave_like_one(
     ports = [free_port(), free_port()]
     for i, port in enumerate(ports):
         postgres_site.run("serve", "--port", str(port), name=f"api-{i}", **broker)
-    postgres_site.run("worker", name="worker-a", **broker)  # with the one scheduler
+    # the compose stack's shape: one scheduler, workers without their own
+    postgres_site.run("beat", name="beat", **broker)
+    postgres_site.run("worker", "--no-beat", name="worker-a", **broker)
     postgres_site.run("worker", "--no-beat", name="worker-b", **broker)
     bases = [f"http://127.0.0.1:{port}" for port in ports]
 
