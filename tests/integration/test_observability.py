@@ -60,3 +60,16 @@ def test_a_request_id_reaches_the_audit_event_and_the_log(server: Server) -> Non
     ]
     mine = [line for line in lines if line.get("request_id") == "loket-7f3a"]
     assert mine and mine[0]["status"] == 200 and mine[0]["route"].endswith("/transitions")
+
+
+def json_lines(text: str) -> list[dict[str, object]]:
+    """The JSON lines of a log that other processes (the embedded worker) also write to."""
+    out = []
+    for line in text.splitlines():
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue  # not ours, or cut by another process writing at the same moment
+        if isinstance(value, dict):
+            out.append(value)
+    return out
