@@ -20,7 +20,8 @@ class JSONFormatter(logging.Formatter):
         line.update(getattr(record, "fields", {}))
         if record.exc_info:
             line["error"] = self.formatException(record.exc_info)
-        return json.dumps(line, ensure_ascii=False, default=str)
+        # ASCII escapes: no request path, however odd, can break a line for a log reader
+        return json.dumps(line, ensure_ascii=True, default=str)
 
 
 def configure_logging(level: str = "INFO") -> None:
