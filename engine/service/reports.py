@@ -17,6 +17,7 @@ from engine.service.errors import Invalid
 from engine.service.refusals import deny
 from engine.service.sops import get_sop
 from engine.service.users import Principal
+from engine.store.types import UTCDateTime
 
 FAR_PAST = datetime(1970, 1, 1, tzinfo=UTC)
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
@@ -79,16 +80,10 @@ def period(since: datetime | None, until: datetime | None) -> tuple[datetime, da
 def rows_of(ctx: Context, sql: str, **params: Any) -> list[dict[str, Any]]:
     """Rows of a read-only SQL query as dicts; instants are bound as stored instants."""
     statement = text(sql).bindparams(
-        *(bindparam(k, type_=_instant()) for k, v in params.items() if isinstance(v, datetime))
+        *(bindparam(k, type_=UTCDateTime()) for k, v in params.items() if isinstance(v, datetime))
     )
     with ctx.reader() as uow:
         return [dict(r) for r in uow.session.execute(statement, params).mappings()]
-
-
-def _instant() -> Any:
-    from engine.store.types import UTCDateTime
-
-    return UTCDateTime()
 
 
 def bottlenecks(
