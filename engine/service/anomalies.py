@@ -20,13 +20,13 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 
 from engine.service.context import Context
-from engine.service.reports import FAR_FUTURE, may_read_reports, period, rows_of
+from engine.service.reports import FAR_FUTURE, may_read_reports, period, postgres, rows_of
 from engine.service.sops import latest_rows, parsed
 from engine.service.users import Principal
-from engine.store.tables import AuditEvent
+from engine.store.tables import AuditEvent, flag_is_set
 
 MIN_VISITS = 8  # an officer's finished visits at a step before they are compared
 MIN_PEER_VISITS = 15
@@ -36,6 +36,7 @@ JUMP_P = 1e-4
 JUMP_RATIO = 2.0
 MIN_OFF_HOURS = 3
 MAX_SEQS = 50  # evidence listed per item; the rest is in the trail
+ACTS = ("case.created", "case.transitioned", "case.received", "case.payment_recorded")
 
 
 def _item(
@@ -75,9 +76,12 @@ def anomalies(
     return {"opd": office, "since": since, "until": until, "items": items}
 
 
-def _events(ctx: Context, scope: dict[str, Any], kind: str, *where: Any) -> list[AuditEvent]:
-    query = select(AuditEvent).where(
-        AuditEvent.type == kind,
+def _events(
+    ctx: Context, scope: dict[str, Any], kinds: tuple[str, ...], *where: Any
+) -> list[Row[Any]]:
+    """The events of these kinds in scope, oldest first: seq, case, actor and data."""
+    query = select(AuditEvent.seq, AuditEvent.case_id, AuditEvent.actor, AuditEvent.data).where(
+        AuditEvent.type.in_(kinds),  # type: ignore[attr-defined]
         AuditEvent.at >= scope["lo"],  # type: ignore[operator]
         AuditEvent.at < scope["hi"],  # type: ignore[operator]
         *where,
@@ -85,7 +89,12 @@ def _events(ctx: Context, scope: dict[str, Any], kind: str, *where: Any) -> list
     if scope["opd"] is not None:
         query = query.where(AuditEvent.opd == scope["opd"])
     with ctx.reader() as uow:
-        return list(uow.session.execute(query.order_by(AuditEvent.seq)).scalars())
+        return list(uow.session.execute(query.order_by(AuditEvent.seq)).all())
+
+
+def _flag(ctx: Context, key: str) -> Any:
+    """`data` has `key: true`, in the words of the partial index on it."""
+    return flag_is_set(ctx.engine.dialect.name, key)
 
 
 def _rupiah(amount: int) -> str:
@@ -94,9 +103,8 @@ def _rupiah(amount: int) -> str:
 
 def fee_mismatch(ctx: Context, scope: dict[str, Any]) -> list[dict[str, Any]]:
     """Payments that differ from the official fee, per officer who recorded them."""
-    flagged = AuditEvent.data["fee_mismatch"].as_boolean().is_(True)  # type: ignore[index]
-    by_officer: dict[str | None, list[AuditEvent]] = defaultdict(list)
-    for event in _events(ctx, scope, "case.payment_recorded", flagged):
+    by_officer: dict[str | None, list[Row[Any]]] = defaultdict(list)
+    for event in _events(ctx, scope, ("case.payment_recorded",), _flag(ctx, "fee_mismatch")):
         by_officer[event.actor].append(event)
     items = []
     for actor, events in by_officer.items():
@@ -121,13 +129,33 @@ def fee_mismatch(ctx: Context, scope: dict[str, Any]) -> list[dict[str, Any]]:
     return items
 
 
-_STEP_STATS = """
-WITH visits AS (
+_VISITS = """
     SELECT v.sop, v.step, v.left_by AS officer, v.working_seconds AS w
     FROM step_visit v JOIN sop_case c ON c.pk = v.case_pk
     WHERE v.left_at IS NOT NULL AND v.paused = :paused AND v.left_by IS NOT NULL
       AND v.entered_at >= :lo AND v.entered_at < :hi {office}
-), ranked AS (
+"""
+
+_STEP_STATS_POSTGRES = """
+WITH visits AS MATERIALIZED ({visits}), steps AS (
+    SELECT sop, step, COUNT(*) AS n, percentile_cont(0.5) WITHIN GROUP (ORDER BY w) AS m
+    FROM visits GROUP BY sop, step
+), mads AS (
+    SELECT s.sop, s.step, s.n, s.m,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY ABS(v.w - s.m)) AS mad
+    FROM visits v JOIN steps s ON s.sop = v.sop AND s.step = v.step
+    GROUP BY s.sop, s.step, s.n, s.m
+), officers AS (
+    SELECT sop, step, officer, COUNT(*) AS k,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY w) AS officer_median
+    FROM visits GROUP BY sop, step, officer
+)
+SELECT o.sop, o.step, o.officer, o.k, o.officer_median, s.n, s.m AS step_median, s.mad
+FROM officers o JOIN mads s ON s.sop = o.sop AND s.step = o.step
+"""
+
+_STEP_STATS_WINDOWS = """
+WITH visits AS ({visits}), ranked AS (
     SELECT sop, step, w, ROW_NUMBER() OVER (PARTITION BY sop, step ORDER BY w) AS r,
            COUNT(*) OVER (PARTITION BY sop, step) AS n
     FROM visits
@@ -168,9 +196,9 @@ def _params(scope: dict[str, Any], **more: Any) -> dict[str, Any]:
 
 def holding_outliers(ctx: Context, scope: dict[str, Any]) -> list[dict[str, Any]]:
     """Officers who hold files at a step far longer than the step's usual time."""
-    rows = rows_of(
-        ctx, _STEP_STATS.format(office=_office_filter(scope)), **_params(scope, paused=False)
-    )
+    stats = _STEP_STATS_POSTGRES if postgres(ctx) else _STEP_STATS_WINDOWS
+    visits = _VISITS.format(office=_office_filter(scope))
+    rows = rows_of(ctx, stats.format(visits=visits), **_params(scope, paused=False))
     items = []
     for row in rows:
         k, n = int(row["k"]), int(row["n"])
@@ -353,27 +381,34 @@ def _returns_seqs(ctx: Context, scope: dict[str, Any], officer: str, cases: list
     events = _events(
         ctx,
         scope,
-        "case.transitioned",
+        ("case.transitioned",),
         AuditEvent.actor == officer,
         AuditEvent.case_id.in_(cases[:MAX_SEQS]),  # type: ignore[union-attr]
     )
     return [e.seq for e in events]
 
 
+# Cases where one officer fired two or more of the transitions an SOP keeps apart, among
+# the cases with such a transition in the period; which pairs, is checked per SOP.
 _SAME_HAND = """
-SELECT c.id AS case_id, a.left_by AS officer, a.left_via AS first, b.left_via AS second
-FROM step_visit a
-JOIN step_visit b ON b.case_pk = a.case_pk AND b.left_by = a.left_by AND b.id <> a.id
-JOIN sop_case c ON c.pk = a.case_pk
-WHERE a.left_via = :first AND b.left_via = :second AND c.sop = :sop
-  AND a.entered_at >= :lo AND a.entered_at < :hi {office}
+WITH touched AS (
+    SELECT DISTINCT case_pk FROM step_visit
+    WHERE left_via IN :vias AND entered_at >= :lo AND entered_at < :hi
+)
+SELECT c.id AS case_id, c.sop, v.left_by AS officer, {fired} AS fired
+FROM touched t
+JOIN step_visit v ON v.case_pk = t.case_pk
+JOIN sop_case c ON c.pk = v.case_pk
+WHERE v.left_via IN :vias AND v.left_by IS NOT NULL {office}
+GROUP BY c.id, c.sop, v.left_by
+HAVING COUNT(DISTINCT v.left_via) > 1
 """
 
 
 def separation_of_duties(ctx: Context, scope: dict[str, Any]) -> list[dict[str, Any]]:
     """Refused attempts to act against separation of duties, and any case where it broke."""
-    refused: dict[str | None, list[AuditEvent]] = defaultdict(list)
-    for event in _events(ctx, scope, "case.transition_refused"):
+    refused: dict[str | None, list[Row[Any]]] = defaultdict(list)
+    for event in _events(ctx, scope, ("case.transition_refused",)):
         if "not_by" in event.data.get("guards", []):
             refused[event.actor].append(event)
     items = [
@@ -390,35 +425,42 @@ def separation_of_duties(ctx: Context, scope: dict[str, Any]) -> list[dict[str, 
     ]
     with ctx.reader() as uow:
         sops = [parsed(row) for row in latest_rows(uow.session, scope["opd"])]
-    for sop in sops:
-        for t in sop.transitions:
-            for earlier in t.not_by:
-                sql = _SAME_HAND.format(office=_office_filter(scope))
-                rows = rows_of(
-                    ctx, sql, **_params(scope, first=earlier, second=t.name, sop=sop.key)
-                )
-                for row in rows:
-                    items.append(
-                        _item(
-                            "separation_of_duties",
-                            "high",
-                            [row["case_id"]],
-                            row["officer"],
-                            [],
-                            f"{row['officer']} fired both `{earlier}` and `{t.name}` on one "
-                            f"case of {sop.key}, which the SOP keeps apart.",
-                        )
+    apart = {
+        sop.key: [(earlier, t.name) for t in sop.transitions for earlier in t.not_by]
+        for sop in sops
+    }
+    vias = sorted({name for pairs in apart.values() for pair in pairs for name in pair})
+    if not vias:
+        return items
+    fired = (
+        "string_agg(DISTINCT v.left_via, ',')"
+        if postgres(ctx)
+        else ("group_concat(DISTINCT v.left_via)")
+    )
+    sql = _SAME_HAND.format(fired=fired, office=_office_filter(scope))
+    for row in rows_of(ctx, sql, **_params(scope, vias=vias)):
+        both = set(row["fired"].split(","))
+        for earlier, later in apart.get(row["sop"], []):
+            if earlier in both and later in both:
+                items.append(
+                    _item(
+                        "separation_of_duties",
+                        "high",
+                        [row["case_id"]],
+                        row["officer"],
+                        [],
+                        f"{row['officer']} fired both `{earlier}` and `{later}` on one case "
+                        f"of {row['sop']}, which the SOP keeps apart.",
                     )
+                )
     return items
 
 
 def off_hours(ctx: Context, scope: dict[str, Any]) -> list[dict[str, Any]]:
     """Officers acting on cases outside the calendar's working time, repeatedly."""
-    marked = AuditEvent.data["off_hours"].as_boolean().is_(True)  # type: ignore[index]
-    by_officer: dict[str | None, list[AuditEvent]] = defaultdict(list)
-    for kind in ("case.created", "case.transitioned", "case.received", "case.payment_recorded"):
-        for event in _events(ctx, scope, kind, marked):
-            by_officer[event.actor].append(event)
+    by_officer: dict[str | None, list[Row[Any]]] = defaultdict(list)
+    for event in _events(ctx, scope, ACTS, _flag(ctx, "off_hours")):
+        by_officer[event.actor].append(event)
     return [
         _item(
             "off_hours_action",

@@ -1,8 +1,9 @@
 """Reports for the inspectorate: bottlenecks per step and officer, and SLA compliance.
 
-Aggregates are computed in the database, with SQL that runs on PostgreSQL and SQLite alike:
-medians and the 90th percentile come from window functions over the step visits, each of
-which stores its wall-clock and working-time dwell when it ends.
+Aggregates are computed in the database over the step visits, each of which stores its
+wall-clock and working-time dwell when it ends. Medians and the 90th percentile are
+ordered-set aggregates on PostgreSQL and window functions on SQLite, which lacks those;
+both give the same numbers (the mean of the middle one or two values; nearest rank).
 """
 
 from __future__ import annotations
@@ -23,7 +24,21 @@ FAR_PAST = datetime(1970, 1, 1, tzinfo=UTC)
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 
 # Median: the mean of the middle one or two values. p90: nearest rank, ceil(0.9 n).
-_DWELL = """
+_DWELL_POSTGRES = """
+SELECT step, {who} AS who, COUNT(*) AS n,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY dwell_seconds) AS median_seconds,
+       percentile_disc(0.9) WITHIN GROUP (ORDER BY dwell_seconds) AS p90_seconds,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY working_seconds) AS working_median_seconds,
+       AVG(CASE WHEN due_at IS NOT NULL AND left_at > due_at THEN 1.0 ELSE 0.0 END)
+           AS breach_rate,
+       SUM(dwell_seconds) AS total_seconds
+FROM step_visit
+WHERE sop = :sop AND left_at IS NOT NULL AND paused = :paused
+  AND entered_at >= :since AND entered_at < :until
+GROUP BY step, who
+"""
+
+_DWELL_WINDOWS = """
 WITH visits AS (
     SELECT step, {who} AS who, dwell_seconds AS d, working_seconds AS w,
            CASE WHEN due_at IS NOT NULL AND left_at > due_at THEN 1.0 ELSE 0.0 END AS late
@@ -77,10 +92,19 @@ def period(since: datetime | None, until: datetime | None) -> tuple[datetime, da
     return lo, hi
 
 
+def postgres(ctx: Context) -> bool:
+    """Whether the database is PostgreSQL (else SQLite)."""
+    return ctx.engine.dialect.name == "postgresql"
+
+
 def rows_of(ctx: Context, sql: str, **params: Any) -> list[dict[str, Any]]:
-    """Rows of a read-only SQL query as dicts; instants are bound as stored instants."""
+    """Rows of a read-only SQL query as dicts.
+
+    Instants are bound as stored instants, and lists and tuples as `IN` lists.
+    """
     statement = text(sql).bindparams(
-        *(bindparam(k, type_=UTCDateTime()) for k, v in params.items() if isinstance(v, datetime))
+        *(bindparam(k, type_=UTCDateTime()) for k, v in params.items() if isinstance(v, datetime)),
+        *(bindparam(k, expanding=True) for k, v in params.items() if isinstance(v, list | tuple)),
     )
     with ctx.reader() as uow:
         return [dict(r) for r in uow.session.execute(statement, params).mappings()]
@@ -98,8 +122,9 @@ def bottlenecks(
     may_read_reports(ctx, principal, sop.opd)
     lo, hi = period(since, until)
     params = {"sop": sop.key, "since": lo, "until": hi, "paused": False}
-    by_step = rows_of(ctx, _DWELL.format(who="''"), **params)
-    by_officer = rows_of(ctx, _DWELL.format(who="left_by"), **params)
+    dwell = _DWELL_POSTGRES if postgres(ctx) else _DWELL_WINDOWS
+    by_step = rows_of(ctx, dwell.format(who="''"), **params)
+    by_officer = rows_of(ctx, dwell.format(who="left_by"), **params)
     waiting = {r["step"]: r for r in rows_of(ctx, _OPEN, sop=sop.key, now=ctx.clock())}
     names = {s.id: s.name for s in sop.steps}
     steps = []

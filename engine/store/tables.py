@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Index,
+    Text,
+    TextClause,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import declared_attr
 from sqlmodel import Field, SQLModel
 
@@ -30,6 +39,25 @@ def json_list() -> Any:
 def json_map() -> Any:
     """A JSON object column."""
     return Field(default_factory=dict, sa_column_kwargs={"nullable": False}, sa_type=JSON)
+
+
+_FLAG_SET = {
+    "postgresql": "(data ->> '{key}') = 'true'",
+    "sqlite": "json_extract(data, '$.{key}') = 1",
+}
+
+
+def flag_is_set(dialect: str, key: str) -> TextClause:
+    """The condition "`data` has `key: true`", as the partial indexes on it state it.
+
+    A query must state it in the same words for the database to use those indexes.
+    """
+    return text(_FLAG_SET[dialect].format(key=key))
+
+
+def flagged(key: str) -> dict[str, Any]:
+    """A partial index's condition on each database: `data` has `key: true`."""
+    return {f"{dialect}_where": flag_is_set(dialect, key) for dialect in _FLAG_SET}
 
 
 class Opd(SQLModel, table=True):
@@ -123,7 +151,20 @@ class StepVisit(SQLModel, table=True):
     """One stay of a case in one step: when it entered and left, who moved it, its due."""
 
     __tablename__ = "step_visit"
-    __table_args__ = (Index("ix_step_visit_sop_step_entered", "sop", "step", "entered_at"),)
+    __table_args__ = (
+        Index("ix_step_visit_sop_step_entered", "sop", "step", "entered_at"),
+        # a period of one SOP, or of all (the reports)
+        Index("ix_step_visit_sop_entered", "sop", "entered_at"),
+        Index("ix_step_visit_entered", "entered_at"),
+        # what waits now: the few open visits among millions
+        Index(
+            "ix_step_visit_open",
+            "sop",
+            "step",
+            postgresql_where=text("left_at IS NULL"),
+            sqlite_where=text("left_at IS NULL"),
+        ),
+    )
     id: int | None = Field(default=None, primary_key=True)
     case_pk: int = Field(foreign_key="sop_case.pk", index=True)
     sop: str = Field(max_length=64)
@@ -177,10 +218,14 @@ class AuditEvent(SQLModel, table=True):
     __table_args__ = (
         Index("ix_audit_event_case_seq", "case_id", "seq"),
         Index("ix_audit_event_opd_seq", "opd", "seq"),
+        Index("ix_audit_event_type_at", "type", "at"),
+        # the few events flagged for the inspectorate, among millions
+        Index("ix_audit_event_off_hours", "at", **flagged("off_hours")),
+        Index("ix_audit_event_fee_mismatch", "at", **flagged("fee_mismatch")),
     )
     seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     at: datetime = instant(index=True)
-    type: str = Field(max_length=40, index=True)
+    type: str = Field(max_length=40)
     opd: str | None = Field(default=None, max_length=64)
     sop: str | None = Field(default=None, max_length=64)
     case_id: str | None = Field(default=None, max_length=32)
