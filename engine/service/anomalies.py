@@ -5,8 +5,10 @@ audit `seq`s that prove it, and a sentence a non-statistician understands. Offic
 compared with their peers at the same step, with robust statistics and a minimum sample,
 so one slow case accuses nobody:
 
-- `holding_outlier`: the officer's median working-time dwell at a step against the
-  step's median and MAD (a robust z-score), and at least `HOLD_RATIO` times the median;
+- `holding_outlier`: the officer's median working-time dwell at a step against the median
+  and MAD of the other officers' visits there (a robust z-score, with at least two other
+  officers), at least `HOLD_RATIO` times their median, and more of the officer's files
+  beyond that than a coin would give (a one-sided sign test);
 - `queue_jumping`: how often the officer started a file while one that arrived earlier at
   the same step was still waiting (start estimated as the later of arrival and the
   officer's previous finish), against the rate of their peers there (a one-sided binomial
@@ -22,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import Row, select
 
+from engine.domain.robust import GRID, Sketch, median_and_mad
 from engine.service.context import Context
 from engine.service.reports import FAR_FUTURE, may_read_reports, period, postgres, rows_of
 from engine.service.sops import latest_rows, parsed
@@ -30,8 +33,10 @@ from engine.store.tables import AuditEvent, flag_is_set
 
 MIN_VISITS = 8  # an officer's finished visits at a step before they are compared
 MIN_PEER_VISITS = 15
+MIN_PEERS = 2  # other officers at the step: one colleague is not "the usual"
 HOLD_Z = 3.5
 HOLD_RATIO = 2.5
+HOLD_P = 1e-3  # sign test: more of the officer's files beyond HOLD_RATIO than chance allows
 JUMP_P = 1e-4
 JUMP_RATIO = 2.0
 MIN_OFF_HOURS = 3
@@ -136,51 +141,54 @@ _VISITS = """
       AND v.entered_at >= :lo AND v.entered_at < :hi {office}
 """
 
-_STEP_STATS_POSTGRES = """
-WITH visits AS MATERIALIZED ({visits}), steps AS (
-    SELECT sop, step, COUNT(*) AS n, percentile_cont(0.5) WITHIN GROUP (ORDER BY w) AS m
-    FROM visits GROUP BY sop, step
-), mads AS (
-    SELECT s.sop, s.step, s.n, s.m,
-           percentile_cont(0.5) WITHIN GROUP (ORDER BY ABS(v.w - s.m)) AS mad
-    FROM visits v JOIN steps s ON s.sop = v.sop AND s.step = v.step
-    GROUP BY s.sop, s.step, s.n, s.m
-), officers AS (
-    SELECT sop, step, officer, COUNT(*) AS k,
-           percentile_cont(0.5) WITHIN GROUP (ORDER BY w) AS officer_median
-    FROM visits GROUP BY sop, step, officer
-)
-SELECT o.sop, o.step, o.officer, o.k, o.officer_median, s.n, s.m AS step_median, s.mad
-FROM officers o JOIN mads s ON s.sop = o.sop AND s.step = o.step
+# Each officer's visits at each step, as a sketch: their count and their quantiles at
+# 0, 1/100, …, 1 (linear interpolation between order statistics, as percentile_cont does).
+_SKETCHES_POSTGRES = """
+SELECT sop, step, officer, COUNT(*) AS k,
+       percentile_cont(ARRAY[{fractions}]::float8[]) WITHIN GROUP (ORDER BY w) AS q
+FROM ({visits}) visits
+GROUP BY sop, step, officer
 """
 
-_STEP_STATS_WINDOWS = """
-WITH visits AS ({visits}), ranked AS (
-    SELECT sop, step, w, ROW_NUMBER() OVER (PARTITION BY sop, step ORDER BY w) AS r,
-           COUNT(*) OVER (PARTITION BY sop, step) AS n
-    FROM visits
-), medians AS (
-    SELECT sop, step, n, AVG(CASE WHEN r IN ((n + 1) / 2, (n + 2) / 2) THEN w END) AS m
-    FROM ranked GROUP BY sop, step, n
-), deviations AS (
-    SELECT v.sop, v.step, ABS(v.w - m.m) AS dev, m.m, m.n,
-           ROW_NUMBER() OVER (PARTITION BY v.sop, v.step ORDER BY ABS(v.w - m.m)) AS r
-    FROM visits v JOIN medians m ON m.sop = v.sop AND m.step = v.step
-), mads AS (
-    SELECT sop, step, n, m, AVG(CASE WHEN r IN ((n + 1) / 2, (n + 2) / 2) THEN dev END) AS mad
-    FROM deviations GROUP BY sop, step, n, m
-), officers AS (
+_SKETCHES_WINDOWS = """
+WITH ranked AS (
     SELECT sop, step, officer, w,
            ROW_NUMBER() OVER (PARTITION BY sop, step, officer ORDER BY w) AS r,
            COUNT(*) OVER (PARTITION BY sop, step, officer) AS k
-    FROM visits
+    FROM ({visits}) visits
+), grid(i) AS (
+    SELECT 0 UNION ALL SELECT i + 1 FROM grid WHERE i < {grid}
 )
-SELECT o.sop, o.step, o.officer, o.k,
-       AVG(CASE WHEN o.r IN ((o.k + 1) / 2, (o.k + 2) / 2) THEN o.w END) AS officer_median,
-       s.n, s.m AS step_median, s.mad
-FROM officers o JOIN mads s ON s.sop = o.sop AND s.step = o.step
-GROUP BY o.sop, o.step, o.officer, o.k, s.n, s.m, s.mad
+SELECT a.sop, a.step, a.officer, a.k, g.i,
+       a.w + ((g.i * (a.k - 1)) % {grid}) * 1.0 / {grid} * (COALESCE(b.w, a.w) - a.w) AS q
+FROM ranked a
+JOIN grid g ON a.r = 1 + (g.i * (a.k - 1)) / {grid}
+LEFT JOIN ranked b ON b.sop = a.sop AND b.step = a.step AND b.officer = a.officer
+     AND b.r = a.r + 1
+ORDER BY a.sop, a.step, a.officer, g.i
 """
+
+
+def _sketches(ctx: Context, scope: dict[str, Any]) -> dict[tuple[str, str], dict[str, Sketch]]:
+    """Per (sop, step), each officer's finished visits there, sketched in the database."""
+    visits = _VISITS.format(office=_office_filter(scope))
+    params = _params(scope, paused=False)
+    out: dict[tuple[str, str], dict[str, Sketch]] = defaultdict(dict)
+    if postgres(ctx):
+        fractions = ", ".join(f"{i / GRID:g}" for i in range(GRID + 1))
+        sql = _SKETCHES_POSTGRES.format(fractions=fractions, visits=visits)
+        for row in rows_of(ctx, sql, **params):
+            sketch = Sketch(int(row["k"]), tuple(float(x) for x in row["q"]))
+            out[(row["sop"], row["step"])][row["officer"]] = sketch
+        return out
+    quantiles: dict[tuple[str, str, str], tuple[int, list[float]]] = {}
+    sql = _SKETCHES_WINDOWS.format(grid=GRID, visits=visits)
+    for row in rows_of(ctx, sql, **params):
+        key = (row["sop"], row["step"], row["officer"])
+        quantiles.setdefault(key, (int(row["k"]), []))[1].append(float(row["q"]))
+    for (sop, step, officer), (k, q) in quantiles.items():
+        out[(sop, step)][officer] = Sketch(k, tuple(q))
+    return out
 
 
 def _office_filter(scope: dict[str, Any], alias: str = "c") -> str:
@@ -195,34 +203,60 @@ def _params(scope: dict[str, Any], **more: Any) -> dict[str, Any]:
 
 
 def holding_outliers(ctx: Context, scope: dict[str, Any]) -> list[dict[str, Any]]:
-    """Officers who hold files at a step far longer than the step's usual time."""
-    stats = _STEP_STATS_POSTGRES if postgres(ctx) else _STEP_STATS_WINDOWS
-    visits = _VISITS.format(office=_office_filter(scope))
-    rows = rows_of(ctx, stats.format(visits=visits), **_params(scope, paused=False))
+    """Officers who hold files at a step far longer than the other officers there."""
     items = []
-    for row in rows:
-        k, n = int(row["k"]), int(row["n"])
-        mine, usual = float(row["officer_median"] or 0), float(row["step_median"] or 0)
-        if k < MIN_VISITS or n - k < MIN_PEER_VISITS or usual <= 0:
-            continue
-        spread = max(1.4826 * float(row["mad"] or 0), 0.05 * usual)  # a MAD of 0 is no licence
-        z = (mine - usual) / spread
-        if z < HOLD_Z or mine < HOLD_RATIO * usual:
-            continue
-        cases, seqs = _evidence(ctx, scope, row["sop"], row["step"], row["officer"], slowest=True)
-        items.append(
-            _item(
-                "holding_outlier",
-                "high" if mine >= 2 * HOLD_RATIO * usual else "medium",
-                cases,
-                row["officer"],
-                seqs,
-                f"{row['officer']} keeps files at step `{row['step']}` ({row['sop']}) for "
-                f"{_hours(mine)} of working time at the median, against {_hours(usual)} for "
-                f"the step as a whole ({k} of {n} visits; robust z = {z:.1f}).",
+    for (sop, step), officers in _sketches(ctx, scope).items():
+        for officer, own in officers.items():
+            peers = [s for name, s in officers.items() if name != officer]
+            n = sum(s.count for s in peers)
+            if own.count < MIN_VISITS or len(peers) < MIN_PEERS or n < MIN_PEER_VISITS:
+                continue
+            usual, mad = median_and_mad(peers)
+            mine = own.median
+            if usual <= 0:
+                continue
+            spread = max(1.4826 * mad, 0.05 * usual)  # a MAD of 0 is no licence
+            z = (mine - usual) / spread
+            if z < HOLD_Z or mine < HOLD_RATIO * usual:
+                continue
+            # a few slow files make a small sample's median: beyond chance, or nobody
+            longer = _longer_than(ctx, scope, sop, step, officer, HOLD_RATIO * usual)
+            p = binomial_tail(longer, own.count, 0.5)
+            if p > HOLD_P:
+                continue
+            cases, seqs = _evidence(ctx, scope, sop, step, officer, slowest=True)
+            items.append(
+                _item(
+                    "holding_outlier",
+                    "high" if mine >= 2 * HOLD_RATIO * usual else "medium",
+                    cases,
+                    officer,
+                    seqs,
+                    f"{officer} keeps files at step `{step}` ({sop}) for {_hours(mine)} of "
+                    f"working time at the median, against {_hours(usual)} for the "
+                    f"{len(peers)} other officers there; {longer} of the {own.count} files "
+                    f"{officer} finished there took more than {HOLD_RATIO:g} times that "
+                    f"(chance of that by luck: {p:.1e}; robust z = {z:.1f}).",
+                )
             )
-        )
     return items
+
+
+_LONGER = """
+SELECT COUNT(*) AS n FROM step_visit v JOIN sop_case c ON c.pk = v.case_pk
+WHERE v.sop = :sop AND v.step = :step AND v.left_by = :officer AND v.paused = :paused
+  AND v.left_at IS NOT NULL AND v.working_seconds > :limit
+  AND v.entered_at >= :lo AND v.entered_at < :hi {office}
+"""
+
+
+def _longer_than(
+    ctx: Context, scope: dict[str, Any], sop: str, step: str, officer: str, limit: float
+) -> int:
+    """How many of the officer's finished visits at the step took more working time."""
+    sql = _LONGER.format(office=_office_filter(scope))
+    params = _params(scope, sop=sop, step=step, officer=officer, paused=False, limit=limit)
+    return int(rows_of(ctx, sql, **params)[0]["n"])
 
 
 # When did the officer start on a file? The trail does not say, so it is estimated as the
@@ -338,31 +372,36 @@ def _evidence(
     return [r["case_id"] for r in rows], [int(r["seq"]) for r in rows]
 
 
+# Every stay in a paused step is a wait on the citizen, but only a wait for the same thing
+# again is a return: "complete your file" twice is; "complete your file", then "come and
+# collect it", is not.
 _RETURNS = """
-SELECT c.id AS case_id, v.entered_by AS officer, COUNT(*) AS returns
+SELECT c.id AS case_id, v.step, v.entered_by AS officer, COUNT(*) AS returns
 FROM step_visit v JOIN sop_case c ON c.pk = v.case_pk
 WHERE v.paused = :paused AND v.entered_at >= :lo AND v.entered_at < :hi {office}
-GROUP BY c.id, v.entered_by
+GROUP BY c.id, v.step, v.entered_by
 """
 
 
 def repeated_returns(ctx: Context, scope: dict[str, Any]) -> list[dict[str, Any]]:
-    """Cases sent back to the citizen two or more times, per officer who sent them back."""
+    """Cases sent back to the citizen for the same wait two or more times, per officer."""
     rows = rows_of(
         ctx, _RETURNS.format(office=_office_filter(scope)), **_params(scope, paused=True)
     )
-    per_case: dict[str, int] = defaultdict(int)
-    by_officer: dict[str, list[str]] = defaultdict(list)
+    per_wait: dict[tuple[str, str], int] = defaultdict(int)
     for row in rows:
-        per_case[row["case_id"]] += int(row["returns"])
-        by_officer[row["officer"]].append(row["case_id"])
-    repeated = {case for case, count in per_case.items() if count >= 2}
+        per_wait[(row["case_id"], row["step"])] += int(row["returns"])
+    repeated = {wait for wait, count in per_wait.items() if count >= 2}
+    by_officer: dict[str, set[str]] = defaultdict(set)
+    waits: dict[str, set[str]] = defaultdict(set)
+    for row in rows:
+        if (row["case_id"], row["step"]) in repeated:
+            by_officer[row["officer"]].add(row["case_id"])
+            waits[row["officer"]].add(row["step"])
     items = []
     for officer, cases in by_officer.items():
-        mine = sorted(set(cases) & repeated)
-        if not mine:
-            continue
-        seqs = _returns_seqs(ctx, scope, officer, mine)
+        mine = sorted(cases)
+        seqs = _returns_seqs(ctx, scope, officer, mine, sorted(waits[officer]))
         items.append(
             _item(
                 "repeated_return",
@@ -377,13 +416,17 @@ def repeated_returns(ctx: Context, scope: dict[str, Any]) -> list[dict[str, Any]
     return items
 
 
-def _returns_seqs(ctx: Context, scope: dict[str, Any], officer: str, cases: list[str]) -> list[int]:
+def _returns_seqs(
+    ctx: Context, scope: dict[str, Any], officer: str, cases: list[str], waits: list[str]
+) -> list[int]:
+    """The officer's transitions that sent these cases to these waits."""
     events = _events(
         ctx,
         scope,
         ("case.transitioned",),
         AuditEvent.actor == officer,
         AuditEvent.case_id.in_(cases[:MAX_SEQS]),  # type: ignore[union-attr]
+        AuditEvent.to_step.in_(waits),  # type: ignore[union-attr]
     )
     return [e.seq for e in events]
 
@@ -448,12 +491,24 @@ def separation_of_duties(ctx: Context, scope: dict[str, Any]) -> list[dict[str, 
                         "high",
                         [row["case_id"]],
                         row["officer"],
-                        [],
+                        _fired_seqs(ctx, row["case_id"], row["officer"], {earlier, later}),
                         f"{row['officer']} fired both `{earlier}` and `{later}` on one case "
                         f"of {row['sop']}, which the SOP keeps apart.",
                     )
                 )
     return items
+
+
+def _fired_seqs(ctx: Context, case_id: str, officer: str, names: set[str]) -> list[int]:
+    """The seqs of the officer's transitions with these names on the case, whenever."""
+    query = select(AuditEvent.seq, AuditEvent.data).where(
+        AuditEvent.case_id == case_id,
+        AuditEvent.type == "case.transitioned",
+        AuditEvent.actor == officer,
+    )
+    with ctx.reader() as uow:
+        rows = uow.session.execute(query.order_by(AuditEvent.seq)).all()
+    return [seq for seq, data in rows if data.get("transition") in names]
 
 
 def off_hours(ctx: Context, scope: dict[str, Any]) -> list[dict[str, Any]]:

@@ -202,6 +202,44 @@ def test_a_case_sent_back_twice_is_named_with_the_officer(office: Office) -> Non
     assert len(item["event_seqs"]) >= 2
 
 
+def test_sent_back_once_then_ready_to_collect_is_no_repeated_return(office: Office) -> None:
+    # two waits on the citizen, for two different things: not a file returned again
+    from tests.conftest import WORKFLOWS
+
+    admin, _ = add_user(office.ctx, "admin-dukcapil", opd="dispendukcapil", admin=True)
+    publish_sop(office.ctx, admin, (WORKFLOWS / "ktp-el.yaml").read_bytes())
+    roles = ("loket", "operator", "operator_cetak", "kasi")
+    a, _ = add_user(office.ctx, "petugas-a", opd="dispendukcapil", roles=roles)
+    b, _ = add_user(office.ctx, "petugas-b", opd="dispendukcapil", roles=roles)
+    fields = {"nik": "3201234567890001", "nama": "Budi", "jenis_permohonan": "baru"}
+    case = str(cases.open_case(office.ctx, a, "ktp-el", fields=fields)["id"])
+    steps = [
+        (a, "kembalikan", {"comment": "KK belum dibawa"}),
+        (a, "lengkapi", {}),
+        (a, "terima", {"received": ["kk"]}),
+        (a, "rekam", {}),
+        (a, "siap_cetak", {}),
+        (b, "setujui", {}),
+        (a, "cetak", {}),
+        (a, "beritahu_siap_ambil", {"comment": "silakan ambil"}),
+    ]
+    for who, name, kw in steps:
+        office.at(30)
+        cases.fire_transition(office.ctx, who, case, name, **kw)  # type: ignore[arg-type]
+    assert kinds(office.anomalies(), "repeated_return") == []
+    # the same citizen sent back for the same thing again is
+    office.at(30)
+    cases.fire_transition(office.ctx, b, case, "ambil")
+    again = str(cases.open_case(office.ctx, a, "ktp-el", fields=fields)["id"])
+    for name, kw in [("kembalikan", {"comment": "KK buram"}), ("lengkapi", {})] * 2:
+        office.at(30)
+        cases.fire_transition(office.ctx, a, again, name, **kw)  # type: ignore[arg-type]
+    (item,) = kinds(office.anomalies(), "repeated_return")
+    assert (item["actor"], item["case_ids"]) == ("petugas-a", [again])
+    history = queries.case_history(office.ctx, office.inspector, again)
+    assert item["event_seqs"] == [e["seq"] for e in history if e["to_step"] == "menunggu_pemohon"]
+
+
 def test_refused_separation_of_duties_is_named(office: Office) -> None:
     case = office.open()
     office.fire(case, "terima", "front", "loket", received=["ktp"])
@@ -219,6 +257,35 @@ def test_refused_separation_of_duties_is_named(office: Office) -> None:
         if e["type"] == "case.transition_refused"
     ]
     assert item["event_seqs"] == refused
+
+
+def test_one_hand_on_transitions_the_sop_keeps_apart_is_named(office: Office) -> None:
+    # the guard refuses this today; the trail still holds cases from a version of the SOP
+    # that did not keep `periksa` and `setujui` apart, and the report reads them against
+    # the SOP as it stands
+    admin, _ = add_user(office.ctx, "admin-2", opd="dinas-uji", admin=True)
+    text = TEST_SOP.read_text()
+    lax = text.replace("version: 1", "version: 2").replace(", not_by: [periksa]", "")
+    assert "not_by" not in lax
+    publish_sop(office.ctx, admin, lax.encode())
+    both = office.officer("rangkap", "teknis", "kasi")
+    case = office.open()
+    office.fire(case, "terima", "front", "loket", received=["ktp"])
+    cases.fire_transition(office.ctx, both, case, "periksa")
+    cases.record_payment(office.ctx, office.officer("front", "loket"), case, 50000, "cash")
+    office.fire(case, "konfirmasi_bayar", "front", "loket")
+    cases.fire_transition(office.ctx, both, case, "setujui")
+    assert kinds(office.anomalies(), "separation_of_duties") == []  # version 2 allows it
+    publish_sop(office.ctx, admin, text.replace("version: 1", "version: 3").encode())
+    (item,) = kinds(office.anomalies(), "separation_of_duties")
+    assert (item["actor"], item["case_ids"], item["severity"]) == ("rangkap", [case], "high")
+    assert "`periksa` and `setujui`" in str(item["detail"])
+    fired = [
+        e["seq"]
+        for e in queries.case_history(office.ctx, office.inspector, case)
+        if e["type"] == "case.transitioned" and e["actor"] == "rangkap"
+    ]
+    assert item["event_seqs"] == fired and len(fired) == 2
 
 
 def test_acts_outside_working_hours_are_named(office: Office) -> None:
