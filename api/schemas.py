@@ -290,6 +290,8 @@ class Anomaly(BaseModel):
     actor: str | None
     event_seqs: list[int]
     detail: str
+    sop: str | None = None  # where the finding is about one SOP
+    step: str | None = None  # where it is about one step of it
 
 
 class AnomalyReport(BaseModel):

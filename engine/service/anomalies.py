@@ -45,8 +45,15 @@ ACTS = ("case.created", "case.transitioned", "case.received", "case.payment_reco
 
 
 def _item(
-    kind: str, severity: str, cases: list[str], actor: str | None, seqs: list[int], detail: str
+    kind: str,
+    severity: str,
+    cases: list[str],
+    actor: str | None,
+    seqs: list[int],
+    detail: str,
+    at: tuple[str, str | None] = ("", None),
 ) -> dict[str, Any]:
+    """One finding; `at` is the (sop, step) it concerns, where it concerns one."""
     return {
         "kind": kind,
         "severity": severity,
@@ -54,6 +61,8 @@ def _item(
         "actor": actor,
         "event_seqs": sorted(set(seqs))[:MAX_SEQS],
         "detail": detail,
+        "sop": at[0] or None,
+        "step": at[1],
     }
 
 
@@ -70,8 +79,8 @@ def anomalies(
     scope = {"lo": lo, "hi": hi, "opd": office}
     items = [
         *fee_mismatch(ctx, scope),
-        *holding_outliers(ctx, scope),
-        *queue_jumping(ctx, scope),
+        *(holding := holding_outliers(ctx, scope)),
+        *queue_jumping(ctx, scope, holding),
         *repeated_returns(ctx, scope),
         *separation_of_duties(ctx, scope),
         *off_hours(ctx, scope),
@@ -237,6 +246,7 @@ def holding_outliers(ctx: Context, scope: dict[str, Any]) -> list[dict[str, Any]
                     f"{len(peers)} other officers there; {longer} of the {own.count} files "
                     f"{officer} finished there took more than {HOLD_RATIO:g} times that "
                     f"(chance of that by luck: {p:.1e}; robust z = {z:.1f}).",
+                    (sop, step),
                 )
             )
     return items
@@ -263,6 +273,8 @@ def _longer_than(
 # later of the file's arrival at the step and the officer's previous finish (an officer works
 # one file at a time). A visit overtook when a file that arrived earlier at the same step
 # was started later, or not at all: a file already in a colleague's hands is not overtaken.
+# An officer found holding files keeps a pile, not one file at a time: when they took a file
+# is unknown, so at every step their files count as in their hands, never as waiting.
 _OVERTAKES = """
 WITH visits AS (
     SELECT v.id, v.sop, v.step, v.left_by AS officer, v.entered_at, v.left_at,
@@ -273,11 +285,15 @@ WITH visits AS (
     SELECT id, sop, step, officer, entered_at, left_at,
            CASE WHEN left_at IS NULL THEN :forever
                 WHEN free_at IS NOT NULL AND free_at > entered_at THEN free_at
-                ELSE entered_at END AS began
+                ELSE entered_at END AS began,
+           CASE WHEN officer IN :held THEN NULL
+                WHEN left_at IS NULL THEN :forever
+                WHEN free_at IS NOT NULL AND free_at > entered_at THEN free_at
+                ELSE entered_at END AS waited_until
     FROM visits
 ), ordered AS (
     SELECT sop, step, officer, left_at, began,
-           MAX(began) OVER (
+           MAX(waited_until) OVER (
                PARTITION BY sop, step ORDER BY entered_at, id
                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
            ) AS earlier_began
@@ -291,12 +307,18 @@ GROUP BY sop, step, officer
 """
 
 
-def queue_jumping(ctx: Context, scope: dict[str, Any]) -> list[dict[str, Any]]:
-    """Officers whose cases overtake earlier arrivals at a step far more than peers' do."""
+def queue_jumping(
+    ctx: Context, scope: dict[str, Any], holders: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """Officers whose cases overtake earlier arrivals at a step far more than peers' do.
+
+    `holders` are the `holding_outlier` items: those officers' files are left out.
+    """
+    held = sorted({h["actor"] for h in holders or []}) or [""]  # an IN list is never empty
     rows = rows_of(
         ctx,
         _OVERTAKES.format(office=_office_filter(scope)),
-        **_params(scope, paused=False, forever=FAR_FUTURE),
+        **_params(scope, paused=False, forever=FAR_FUTURE, held=held),
     )
     by_step: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
@@ -327,6 +349,7 @@ def queue_jumping(ctx: Context, scope: dict[str, Any]) -> list[dict[str, Any]]:
                     f"ahead of a citizen who had arrived earlier and was still waiting: "
                     f"{over / done:.0%}, against {peers_over / max(peers_done, 1):.0%} for "
                     f"the other officers there (chance of that by luck: {p:.1e}).",
+                    (sop, step),
                 )
             )
     return items
@@ -494,6 +517,7 @@ def separation_of_duties(ctx: Context, scope: dict[str, Any]) -> list[dict[str, 
                         _fired_seqs(ctx, row["case_id"], row["officer"], {earlier, later}),
                         f"{row['officer']} fired both `{earlier}` and `{later}` on one case "
                         f"of {row['sop']}, which the SOP keeps apart.",
+                        (row["sop"], None),
                     )
                 )
     return items

@@ -177,6 +177,40 @@ def test_a_file_in_a_colleagues_hands_is_not_overtaken(office: Office) -> None:
     assert kinds(office.anomalies(), "queue_jumping") == []
 
 
+def test_files_on_a_holders_pile_are_not_overtaken_by_colleagues(office: Office) -> None:
+    # every 30 minutes three files arrive: C (to `rapi`, done in 4 min), A (to `lambat`,
+    # who keeps two on his desk and finishes each after an hour) and B (to `cepat`, done
+    # in 5 min). One file at a time, `lambat` could only have started A when he finished
+    # the one before, half an hour after B, so B would seem to jump ahead of A; but A was
+    # on his pile, not in the queue.
+    start = office.clock.now
+    plan: list[tuple[float, int, str, str | None]] = []  # minute, order, file, who fires
+    for r in range(15):
+        t = 30 * r
+        plan += [(t, 0, f"C{r}", None), (t, 1, f"A{r}", None), (t + 1, 2, f"B{r}", None)]
+        plan += [(t + 4, 3, f"C{r}", "rapi"), (t + 6, 3, f"B{r}", "cepat")]
+        plan += [(t + 60, 3, f"A{r}", "lambat")]
+    files: dict[str, str] = {}
+    for minute, _order, name, who in sorted(plan):
+        office.clock.now = start + timedelta(minutes=minute)
+        if who is None:
+            files[name] = office.open()
+        else:
+            office.fire(files[name], "terima", who, "loket", received=["ktp"])
+    items = office.anomalies()
+    (held,) = kinds(items, "holding_outlier")
+    assert held["actor"] == "lambat" and (held["sop"], held["step"]) == (
+        "surat-izin",
+        "pendaftaran",
+    )
+    assert kinds(items, "queue_jumping") == []
+    # without knowing who holds files, the one-at-a-time estimate would accuse `cepat`
+    lo, hi = reports.period(None, None)
+    scope = {"lo": lo, "hi": hi, "opd": None}
+    (blamed,) = anomalies.queue_jumping(office.ctx, scope)
+    assert blamed["actor"] == "cepat"
+
+
 def test_fee_mismatch_names_the_officer_the_cases_and_the_excess(office: Office) -> None:
     case = office.open()
     cases.record_payment(office.ctx, office.officer("kasir", "loket"), case, 150000, "cash")
