@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import datetime
+from itertools import accumulate
 from typing import Any
 
 from sqlalchemy import Row, select
@@ -187,7 +189,7 @@ def _sketches(ctx: Context, scope: dict[str, Any]) -> dict[tuple[str, str], dict
         fractions = ", ".join(f"{i / GRID:g}" for i in range(GRID + 1))
         sql = _SKETCHES_POSTGRES.format(fractions=fractions, visits=visits)
         for row in rows_of(ctx, sql, **params):
-            sketch = Sketch(int(row["k"]), tuple(float(x) for x in row["q"]))
+            sketch = Sketch(int(row["k"]), _ordered(float(x) for x in row["q"]))
             out[(row["sop"], row["step"])][row["officer"]] = sketch
         return out
     quantiles: dict[tuple[str, str, str], tuple[int, list[float]]] = {}
@@ -196,8 +198,13 @@ def _sketches(ctx: Context, scope: dict[str, Any]) -> dict[tuple[str, str], dict
         key = (row["sop"], row["step"], row["officer"])
         quantiles.setdefault(key, (int(row["k"]), []))[1].append(float(row["q"]))
     for (sop, step, officer), (k, q) in quantiles.items():
-        out[(sop, step)][officer] = Sketch(k, tuple(q))
+        out[(sop, step)][officer] = Sketch(k, _ordered(q))
     return out
+
+
+def _ordered(quantiles: Iterable[float]) -> tuple[float, ...]:
+    """Quantiles as interpolated, with any last-bit rounding that broke their order undone."""
+    return tuple(accumulate(quantiles, max))
 
 
 def _office_filter(scope: dict[str, Any], alias: str = "c") -> str:
@@ -285,15 +292,11 @@ WITH visits AS (
     SELECT id, sop, step, officer, entered_at, left_at,
            CASE WHEN left_at IS NULL THEN :forever
                 WHEN free_at IS NOT NULL AND free_at > entered_at THEN free_at
-                ELSE entered_at END AS began,
-           CASE WHEN officer IN :held THEN NULL
-                WHEN left_at IS NULL THEN :forever
-                WHEN free_at IS NOT NULL AND free_at > entered_at THEN free_at
-                ELSE entered_at END AS waited_until
+                ELSE entered_at END AS began
     FROM visits
 ), ordered AS (
     SELECT sop, step, officer, left_at, began,
-           MAX(waited_until) OVER (
+           MAX(CASE WHEN officer IN :held THEN NULL ELSE began END) OVER (
                PARTITION BY sop, step ORDER BY entered_at, id
                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
            ) AS earlier_began
