@@ -811,10 +811,10 @@ class Bench:
         argv = [python, "-m", "sopflow", "serve", "--port", str(port)]
         argv += ["--workers", str(args.workers)]
         self.servers["sopflow"] = start("sopflow", argv, port, env, self.tmp, "/healthz")
-        # the gunicorn settings of sopflow/server.py: sync workers, access log, timeout
+        # the gunicorn settings of sopflow/server.py: one-thread gthread workers, access log
         port = free_port()
         argv = [python, "-m", "gunicorn", "--chdir", str(HERE), "--bind", f"{HOST}:{port}"]
-        argv += ["--workers", str(args.workers), "--worker-class", "sync"]
+        argv += ["--workers", str(args.workers), "--worker-class", "gthread", "--threads", "1"]
         argv += ["--access-logfile", "-", "--timeout", "30", "bare_flask:app"]
         self.servers["bare"] = start("bare", argv, port, env, self.tmp, "/")
 

@@ -22,6 +22,11 @@ class Settings(BaseSettings):
         None, description="Celery broker, e.g. redis://127.0.0.1:6379/0; none = embedded"
     )
     timer_interval: float = Field(1.0, gt=0, description="seconds between SLA timer sweeps")
+    worker_timeout: int = Field(
+        30,
+        ge=1,
+        description="seconds a server worker process may go silent before it is replaced",
+    )
     data_dir: Path = Field(
         Path(".sopflow"),
         description="where the embedded broker and the scheduler keep their files",

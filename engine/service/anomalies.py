@@ -8,7 +8,8 @@ so one slow case accuses nobody:
 - `holding_outlier`: the officer's median working-time dwell at a step against the median
   and MAD of the other officers' visits there (a robust z-score, with at least two other
   officers), at least `HOLD_RATIO` times their median, and more of the officer's files
-  beyond that than a coin would give (a one-sided sign test);
+  beyond that than an honest officer `SLOW_ALLOWANCE` times slower than the others would
+  have (a one-sided binomial test);
 - `queue_jumping`: how often the officer started a file while one that arrived earlier at
   the same step was still waiting (start estimated as the later of arrival and the
   officer's previous finish), against the rate of their peers there (a one-sided binomial
@@ -38,7 +39,8 @@ MIN_PEER_VISITS = 15
 MIN_PEERS = 2  # other officers at the step: one colleague is not "the usual"
 HOLD_Z = 3.5
 HOLD_RATIO = 2.5
-HOLD_P = 1e-3  # sign test: more of the officer's files beyond HOLD_RATIO than chance allows
+HOLD_P = 1e-3  # more of the officer's files beyond HOLD_RATIO than a slow officer's would be
+SLOW_ALLOWANCE = 2.0  # an honest officer may be this many times slower than colleagues
 JUMP_P = 1e-4
 JUMP_RATIO = 2.0
 MIN_OFF_HOURS = 3
@@ -233,11 +235,11 @@ def holding_outliers(ctx: Context, scope: dict[str, Any]) -> list[dict[str, Any]
                 continue
             spread = max(1.4826 * mad, 0.05 * usual)  # a MAD of 0 is no licence
             z = (mine - usual) / spread
-            if z < HOLD_Z or mine < HOLD_RATIO * usual:
+            limit = HOLD_RATIO * usual
+            if z < HOLD_Z or mine < limit:
                 continue
-            # a few slow files make a small sample's median: beyond chance, or nobody
-            longer = _longer_than(ctx, scope, sop, step, officer, HOLD_RATIO * usual)
-            p = binomial_tail(longer, own.count, 0.5)
+            # a small sample's median can be a few slow files: beyond chance, or nobody
+            longer, done, p = _beyond_allowance(ctx, scope, sop, step, officer, limit)
             if p > HOLD_P:
                 continue
             cases, seqs = _evidence(ctx, scope, sop, step, officer, slowest=True)
@@ -250,30 +252,50 @@ def holding_outliers(ctx: Context, scope: dict[str, Any]) -> list[dict[str, Any]
                     seqs,
                     f"{officer} keeps files at step `{step}` ({sop}) for {_hours(mine)} of "
                     f"working time at the median, against {_hours(usual)} for the "
-                    f"{len(peers)} other officers there; {longer} of the {own.count} files "
+                    f"{len(peers)} other officers there; {longer} of the {done} files "
                     f"{officer} finished there took more than {HOLD_RATIO:g} times that "
-                    f"(chance of that by luck: {p:.1e}; robust z = {z:.1f}).",
+                    f"(chance of that for an officer just {SLOW_ALLOWANCE:g} times slower "
+                    f"than the others: {p:.1e}; robust z = {z:.1f}).",
                     (sop, step),
                 )
             )
     return items
 
 
+# How many of the officer's files at the step took longer than `limit`, and how many of
+# the other officers' files took longer than `limit / allowance`.
 _LONGER = """
-SELECT COUNT(*) AS n FROM step_visit v JOIN sop_case c ON c.pk = v.case_pk
-WHERE v.sop = :sop AND v.step = :step AND v.left_by = :officer AND v.paused = :paused
-  AND v.left_at IS NOT NULL AND v.working_seconds > :limit
+SELECT SUM(CASE WHEN v.left_by = :officer THEN 1 ELSE 0 END) AS own,
+       SUM(CASE WHEN v.left_by = :officer AND v.working_seconds > :limit
+           THEN 1 ELSE 0 END) AS own_longer,
+       SUM(CASE WHEN v.left_by <> :officer THEN 1 ELSE 0 END) AS peers,
+       SUM(CASE WHEN v.left_by <> :officer AND v.working_seconds * :allowance > :limit
+           THEN 1 ELSE 0 END) AS peers_longer
+FROM step_visit v JOIN sop_case c ON c.pk = v.case_pk
+WHERE v.sop = :sop AND v.step = :step AND v.paused = :paused
+  AND v.left_at IS NOT NULL AND v.left_by IS NOT NULL
   AND v.entered_at >= :lo AND v.entered_at < :hi {office}
 """
 
 
-def _longer_than(
+def _beyond_allowance(
     ctx: Context, scope: dict[str, Any], sop: str, step: str, officer: str, limit: float
-) -> int:
-    """How many of the officer's finished visits at the step took more working time."""
+) -> tuple[int, int, float]:
+    """(files over `limit`, files, chance of that many for an honest slow officer).
+
+    An honest officer may be up to SLOW_ALLOWANCE times slower than the others: their
+    files would then pass `limit` as often as the others' files pass `limit /
+    SLOW_ALLOWANCE` (Laplace's rule keeps a share of zero from making any file damning).
+    """
     sql = _LONGER.format(office=_office_filter(scope))
-    params = _params(scope, sop=sop, step=step, officer=officer, paused=False, limit=limit)
-    return int(rows_of(ctx, sql, **params)[0]["n"])
+    params = _params(
+        scope, sop=sop, step=step, officer=officer, paused=False, limit=limit,
+        allowance=SLOW_ALLOWANCE,
+    )  # fmt: skip
+    row = rows_of(ctx, sql, **params)[0]
+    own, longer = int(row["own"] or 0), int(row["own_longer"] or 0)
+    rate = (int(row["peers_longer"] or 0) + 1) / (int(row["peers"] or 0) + 2)
+    return longer, own, binomial_tail(longer, own, rate)
 
 
 # When did the officer start on a file? The trail does not say, so it is estimated as the

@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
-from tests.integration.conftest import Server
+import httpx
+import psycopg
+import pytest
+
+from engine.service.context import Context
+from engine.service.users import add_user
+from engine.store.db import make_engine
+from engine.store.migrate import upgrade
+from tests.integration.conftest import Server, start_server
 
 
 def test_metrics_expose_requests_latency_and_the_state_of_cases_and_timers(
@@ -71,3 +82,30 @@ def json_lines(text: str) -> list[dict[str, object]]:
         if isinstance(value, dict):
             out.append(value)
     return out
+
+
+def test_a_request_longer_than_the_worker_timeout_is_still_answered(
+    own_postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # verifying or exporting a long trail takes minutes; the worker's liveness timeout is
+    # about the process, and must not cut a request that is working
+    monkeypatch.setenv("SOPFLOW_WORKER_TIMEOUT", "2")
+    engine = make_engine(own_postgres_url)
+    upgrade(engine)
+    _inspector, token = add_user(Context(engine), "inspektur", inspector=True)
+    engine.dispose()
+    for base in start_server(own_postgres_url, tmp_path):
+        with psycopg.connect(own_postgres_url) as conn, ThreadPoolExecutor(1) as pool:
+            conn.execute("LOCK TABLE audit_event IN ACCESS EXCLUSIVE MODE")
+            asked = pool.submit(
+                httpx.get,
+                f"{base}/api/v1/audit/verify",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=60,
+            )
+            time.sleep(6)  # the request waits on the lock, three timeouts long
+            assert not asked.done()
+            conn.rollback()
+            response = asked.result()
+        assert response.status_code == 200, response.text
+        assert response.json()["ok"] is True
