@@ -398,16 +398,21 @@ def binomial_tail(k: int, n: int, p: float) -> float:
     return min(1.0, math.exp(top) * sum(math.exp(t - top) for t in terms))
 
 
+# The officer's slowest (or quickest) visits at the step first, then the events that ended
+# just those: joining every visit to the trail before choosing cost seconds at a year.
 _EVIDENCE = """
 SELECT c.id AS case_id, e.seq
-FROM step_visit v
+FROM (
+    SELECT id, case_pk, step, left_by, left_at, working_seconds FROM step_visit
+    WHERE sop = :sop AND step = :step AND left_by = :officer
+      AND entered_at >= :lo AND entered_at < :hi
+    ORDER BY working_seconds {order}, id
+    LIMIT {limit}
+) v
 JOIN sop_case c ON c.pk = v.case_pk
 JOIN audit_event e ON e.case_id = c.id AND e.type = 'case.transitioned'
      AND e.from_step = v.step AND e.actor = v.left_by AND e.at = v.left_at
-WHERE v.sop = :sop AND v.step = :step AND v.left_by = :officer
-  AND v.entered_at >= :lo AND v.entered_at < :hi
-ORDER BY v.working_seconds {order}
-LIMIT {limit}
+ORDER BY v.working_seconds {order}, v.id
 """
 
 
