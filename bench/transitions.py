@@ -667,11 +667,6 @@ STAGES = [
 ]
 
 
-def _short(frame: str) -> str:
-    """`SyncWorker.handle_request (gunicorn/workers/sync.py:140)` -> `handle_request`."""
-    return frame.split(" (", 1)[0].rsplit(".", 1)[-1]
-
-
 def profile_summary(raw: Path, top: int = 12) -> list[str]:
     """Shares of a py-spy `--format raw` (collapsed stacks) record, counting only samples
     taken while the worker handled a request: by stage, by project function, by leaf."""
@@ -885,7 +880,7 @@ class Bench:
         cores = os.cpu_count()
         print(
             f"\n### Results (medians of {args.rounds} runs; {args.clients} clients, "
-            f"{args.workers} sync workers, {cores} cores shared with the clients)\n"
+            f"{args.workers} one-thread gthread workers, {cores} cores shared with the clients)\n"
         )
         print("| target | req/s | p50 ms | p99 ms | errors | req/s per run |")
         print("|---|---:|---:|---:|---:|---|")
@@ -901,8 +896,8 @@ class Bench:
             + f") — {'OK' if good else 'MISMATCH'}"
         )
         print(
-            f"connections: the servers closed {100 * closed:.0f} % of them after one response "
-            "(gunicorn's sync workers do not keep connections alive), so the clients reconnect"
+            f"connections: the servers closed {100 * closed:.0f} % of them after one response; "
+            "the clients reconnect when they do"
         )
         print("\n### Where the CPU went (cores in use on average; medians of the runs)\n")
         print(
@@ -1005,7 +1000,7 @@ def main() -> None:
     print(
         f"clients: {args.clients} in {bench.procs} processes, {args.seconds:g} s measured "
         f"after {args.warmup:g} s warm-up, {args.rounds} rounds alternating bare / sopflow; "
-        f"gunicorn {args.workers} sync workers each"
+        f"gunicorn {args.workers} one-thread gthread workers each"
     )
     print(f"code: {_git_state()}")
     print(
