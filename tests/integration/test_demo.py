@@ -22,7 +22,10 @@ from engine.store.tables import AuditEvent
 from sopflow import demo
 from sopflow.cli import main
 
-OTHER_SEEDS = (3, 8)  # besides demo.DEFAULT_SEED, which the command-line test runs
+# besides demo.DEFAULT_SEED, which the command-line test runs; in week 2 the holder keeps
+# a pile of files at one desk and is slow, not clearly a holder, at another, where the
+# quick colleague beside him seemed to overtake his files
+OTHER_SEEDS = (3, 8, 2)
 KINDS = ("fee_mismatch", "queue_jumping", "holding_outlier")
 STAFF_ACTS = ("case.created", "case.transitioned", "case.received", "case.payment_recorded")
 INSPECTOR = Principal("inspektorat-uji", None, frozenset(), inspector=True)
