@@ -86,7 +86,7 @@ def test_a_planted_week_names_exactly_the_planted_officers(tmp_path: Path, seed:
     assert sim.extra_payments > 0
 
 
-@pytest.mark.parametrize("seed", (demo.DEFAULT_SEED, *OTHER_SEEDS))
+@pytest.mark.parametrize("seed", (demo.DEFAULT_SEED, OTHER_SEEDS[0]))
 def test_a_clean_week_accuses_nobody(tmp_path: Path, seed: int) -> None:
     sim, items = week(f"sqlite:///{tmp_path / 'demo.db'}", seed, planted=False)
     assert sim.planted == {}
