@@ -55,9 +55,10 @@ def _item(
     actor: str | None,
     seqs: list[int],
     detail: str,
-    at: tuple[str, str | None] = ("", None),
+    sop: str | None = None,
+    step: str | None = None,
 ) -> dict[str, Any]:
-    """One finding; `at` is the (sop, step) it concerns, where it concerns one."""
+    """One finding, with the SOP and step it concerns where it concerns one."""
     return {
         "kind": kind,
         "severity": severity,
@@ -65,8 +66,8 @@ def _item(
         "actor": actor,
         "event_seqs": sorted(set(seqs))[:MAX_SEQS],
         "detail": detail,
-        "sop": at[0] or None,
-        "step": at[1],
+        "sop": sop,
+        "step": step,
     }
 
 
@@ -151,6 +152,7 @@ _VISITS = """
     SELECT v.sop, v.step, v.left_by AS officer, v.working_seconds AS w
     FROM step_visit v JOIN sop_case c ON c.pk = v.case_pk
     WHERE v.left_at IS NOT NULL AND v.paused = :paused AND v.left_by IS NOT NULL
+      AND v.working_seconds IS NOT NULL
       AND v.entered_at >= :lo AND v.entered_at < :hi {office}
 """
 
@@ -209,8 +211,8 @@ def _ordered(quantiles: Iterable[float]) -> tuple[float, ...]:
     return tuple(accumulate(quantiles, max))
 
 
-def _office_filter(scope: dict[str, Any], alias: str = "c") -> str:
-    return "" if scope["opd"] is None else f"AND {alias}.opd = :opd"
+def _office_filter(scope: dict[str, Any]) -> str:
+    return "" if scope["opd"] is None else "AND c.opd = :opd"
 
 
 def _params(scope: dict[str, Any], **more: Any) -> dict[str, Any]:
@@ -256,7 +258,8 @@ def holding_outliers(ctx: Context, scope: dict[str, Any]) -> list[dict[str, Any]
                     f"{officer} finished there took more than {HOLD_RATIO:g} times that "
                     f"(chance of that for an officer just {SLOW_ALLOWANCE:g} times slower "
                     f"than the others: {p:.1e}; robust z = {z:.1f}).",
-                    (sop, step),
+                    sop,
+                    step,
                 )
             )
     return items
@@ -273,7 +276,7 @@ SELECT SUM(CASE WHEN v.left_by = :officer THEN 1 ELSE 0 END) AS own,
            THEN 1 ELSE 0 END) AS peers_longer
 FROM step_visit v JOIN sop_case c ON c.pk = v.case_pk
 WHERE v.sop = :sop AND v.step = :step AND v.paused = :paused
-  AND v.left_at IS NOT NULL AND v.left_by IS NOT NULL
+  AND v.left_at IS NOT NULL AND v.left_by IS NOT NULL AND v.working_seconds IS NOT NULL
   AND v.entered_at >= :lo AND v.entered_at < :hi {office}
 """
 
@@ -374,7 +377,8 @@ def queue_jumping(
                     f"ahead of a citizen who had arrived earlier and was still waiting: "
                     f"{over / done:.0%}, against {peers_over / max(peers_done, 1):.0%} for "
                     f"the other officers there (chance of that by luck: {p:.1e}).",
-                    (sop, step),
+                    sop,
+                    step,
                 )
             )
     return items
@@ -528,11 +532,10 @@ def separation_of_duties(ctx: Context, scope: dict[str, Any]) -> list[dict[str, 
     vias = sorted({name for pairs in apart.values() for pair in pairs for name in pair})
     if not vias:
         return items
-    fired = (
-        "string_agg(DISTINCT v.left_via, ',')"
-        if postgres(ctx)
-        else ("group_concat(DISTINCT v.left_via)")
-    )
+    if postgres(ctx):
+        fired = "string_agg(DISTINCT v.left_via, ',')"
+    else:
+        fired = "group_concat(DISTINCT v.left_via)"
     sql = _SAME_HAND.format(fired=fired, office=_office_filter(scope))
     for row in rows_of(ctx, sql, **_params(scope, vias=vias)):
         both = set(row["fired"].split(","))
@@ -547,7 +550,7 @@ def separation_of_duties(ctx: Context, scope: dict[str, Any]) -> list[dict[str, 
                         _fired_seqs(ctx, row["case_id"], row["officer"], {earlier, later}),
                         f"{row['officer']} fired both `{earlier}` and `{later}` on one case "
                         f"of {row['sop']}, which the SOP keeps apart.",
-                        (row["sop"], None),
+                        row["sop"],
                     )
                 )
     return items

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from engine.service import anomalies, cases, exports, queries, reports
 from engine.service.context import Context
@@ -139,6 +140,21 @@ def test_an_officer_who_holds_files_is_named_with_the_cases(office: Office) -> N
     assert item["actor"] == "lambat" and sorted(item["case_ids"]) == sorted(held)  # type: ignore[arg-type]
     assert len(item["event_seqs"]) == len(held)  # type: ignore[arg-type]
     assert "pendaftaran" in str(item["detail"])
+
+
+def test_visits_without_a_working_time_are_left_out_not_fatal(office: Office) -> None:
+    # visits that ended before step visits kept their working time have none
+    for i in range(40):
+        case = office.open()
+        office.at(60 if i % 4 == 0 else 9 + i % 5)
+        who = "lama" if i % 4 == 0 else f"loket{i % 3}"
+        office.fire(case, "terima", who, "loket", received=["ktp"])
+    with office.ctx.uow() as uow:
+        uow.session.execute(
+            text("UPDATE step_visit SET working_seconds = NULL WHERE left_by = 'lama'")
+        )
+        uow.commit()
+    assert kinds(office.anomalies(), "holding_outlier") == []
 
 
 def test_an_officer_whose_cases_jump_the_queue_is_named(office: Office) -> None:
