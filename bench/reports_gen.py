@@ -37,7 +37,7 @@ from engine.domain.audit import Event, canonical
 from engine.domain.calendar import WorkingCalendar
 from engine.domain.durations import UNIT_SECONDS
 from engine.domain.model import SOP, Step, Transition
-from engine.service.cases import masked_fields
+from engine.service.cases import masked_fields, payment_evidence
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -599,14 +599,7 @@ class History:
         at = entered + int((left - entered) * rng.uniform(0.2, 0.9))
         method = rng.choice(("cash", "transfer", "qris"))
         receipt = f"STS-{rng.randrange(10**8):08d}" if method != "cash" else None
-        data: dict[str, Any] = {
-            "amount": amount,
-            "expected": expected,
-            "excess": amount - expected,
-            "method": method,
-            "receipt": receipt,
-            "fee_mismatch": mismatch,
-        }
+        data = payment_evidence(amount, expected, method, receipt)
         if not plan.cal.is_working(at):
             data["off_hours"] = True
         row = [None, pk, amount, expected, method, receipt, mismatch, at, office.names[j]]

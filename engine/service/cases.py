@@ -524,6 +524,20 @@ def payment_view(payment: Payment, case_id: str) -> dict[str, Any]:
 # ---- payments ------------------------------------------------------------------------------
 
 
+def payment_evidence(
+    amount: int, expected: int, method: str, receipt: str | None
+) -> dict[str, Any]:
+    """What a `case.payment_recorded` event says of the payment, against the tariff."""
+    return {
+        "amount": amount,
+        "expected": expected,
+        "excess": amount - expected,
+        "method": method,
+        "receipt": receipt,
+        "fee_mismatch": amount != expected,
+    }
+
+
 def record_payment(
     ctx: Context,
     principal: Principal,
@@ -565,14 +579,7 @@ def record_payment(
         case.paid_total = case.paid_total + amount
         if mismatch:
             clocks.flag(case, "fee_mismatch")
-        evidence = {
-            "amount": amount,
-            "expected": expected,
-            "excess": amount - expected,
-            "method": method,
-            "receipt": receipt,
-            "fee_mismatch": mismatch,
-        }
+        evidence = payment_evidence(amount, expected, method, receipt)
         uow.record(
             act("case.payment_recorded", sop, case, principal, now, evidence, from_step=case.step)
         )
