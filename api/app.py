@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from api import audit, cases, notifications, public, reports, sops
-from api.http import JSONProvider, ctx, problem
+from api.http import CLOSE_AFTER, JSONProvider, ctx, drain_body, problem
 from api.observe import instrument
 from api.schemas import Health, Problem
 from engine.service.context import Context
@@ -93,6 +93,10 @@ def create_app(settings: Settings | None = None, context: Context | None = None)
         detail = e.description or ""
         if status == 413:
             detail = f"the body is larger than {MAX_BODY:,} bytes"
+            # unread, the rest of the body would be taken for the next request on this
+            # connection; read it off, or close the connection after answering
+            if not drain_body(request.environ):
+                request.environ[CLOSE_AFTER] = True
         response = problem(status, e.name, detail)
         for name, value in e.get_headers():
             if name == "Allow":  # a 405 says which methods the path takes
@@ -154,4 +158,26 @@ def api_document(app: OpenAPI) -> dict[str, Any]:
                     "description": "the case's ETag; a stale one gets 412",
                 }
             )
+    for path, operations in doc["paths"].items():
+        if path.startswith("/api/v1/cases") and "post" in operations:
+            post = operations["post"]
+            post.setdefault("parameters", []).append(
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string", "pattern": "^[!-~]{1,255}$"},
+                    "description": "retry safely: the same key with the same request within "
+                    "24 hours gets the first answer again and changes nothing; with another "
+                    "request 422; while the first is in flight 409",
+                }
+            )
+            answers = post.setdefault("responses", {})
+            for status, title in (("400", "Bad Request"), ("409", "Conflict")):
+                answers.setdefault(status, _problem_answer(title))
     return doc
+
+
+def _problem_answer(title: str) -> dict[str, Any]:
+    schema = {"$ref": "#/components/schemas/Problem"}
+    return {"description": title, "content": {"application/problem+json": {"schema": schema}}}

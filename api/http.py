@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -14,6 +16,12 @@ from engine.service.errors import PreconditionFailed
 from engine.service.users import Principal
 
 PROBLEM = "application/problem+json"
+# a body refused for its size is still read off the socket, up to this much and this long,
+# so that the connection stays in step and serves the next request; beyond, it is closed
+DRAIN_BYTES = 64 * 1024 * 1024
+DRAIN_SECONDS = 5.0
+# set in the WSGI environ when the connection must close after the answer
+CLOSE_AFTER = "sopflow.close_connection"
 
 
 class JSONProvider(DefaultJSONProvider):
@@ -103,3 +111,32 @@ def with_etag(body: dict[str, Any], status: int = 200, location: str | None = No
     if location:
         response.headers["Location"] = location
     return response
+
+
+def drain_body(environ: dict[str, Any]) -> bool:
+    """Read and drop what is left of the request body; False if it is too long or too slow."""
+    stream = environ.get("wsgi.input")
+    if stream is None:
+        return True
+    sock = environ.get("gunicorn.socket")
+    previous = sock.gettimeout() if sock is not None else None
+    deadline = time.monotonic() + DRAIN_SECONDS
+    drained = 0
+    try:
+        while drained < DRAIN_BYTES:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            if sock is not None:
+                sock.settimeout(remaining)
+            chunk = stream.read(64 * 1024)
+            if not chunk:
+                return True
+            drained += len(chunk)
+        return False
+    except (OSError, ValueError):
+        return False
+    finally:
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.settimeout(previous)

@@ -3,17 +3,83 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
+from gunicorn.workers.gthread import ThreadWorker
 
+from api.http import CLOSE_AFTER
 from engine.settings import get_settings
+
+# gunicorn refuses a request line longer than this (its own ceiling is 8190 bytes) and a
+# header field longer than this, before any of it reaches the application
+MAX_REQUEST_LINE = 8190
+MAX_HEADER_FIELD = 8190
+MAX_HEADER_FIELDS = 100
+_PROBLEMS = {
+    400: "the request is not valid HTTP",
+    414: f"the request line is longer than {MAX_REQUEST_LINE} bytes",
+    431: (
+        f"a request header is longer than {MAX_HEADER_FIELD} bytes, or there are more than "
+        f"{MAX_HEADER_FIELDS} of them"
+    ),
+}
+
+
+def write_problem(sock: socket.socket, status: int, reason: str, _message: str) -> None:
+    """gunicorn's refusal of a request it could not parse, as problem+json.
+
+    gunicorn has no hook for the format of these answers (its own are HTML), so this stands
+    in for `gunicorn.util.write_error`. The message is not echoed: it may quote the request.
+    """
+    detail = _PROBLEMS.get(status, reason.lower())
+    body = json.dumps(
+        {"type": "about:blank", "title": reason, "status": status, "detail": detail}
+    ).encode()
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/problem+json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    gunicorn_util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+class Worker(ThreadWorker):  # type: ignore[misc]
+    """gunicorn's thread worker, answering what it refuses itself as problem+json."""
+
+    def init_process(self) -> None:
+        gunicorn_util.write_error = write_problem
+        super().init_process()
+
+
+class ConnectionGuard:
+    """Close the connection after an answer whose request body could not be drained.
+
+    gunicorn ignores a `Connection: close` set by the application, so the flag the app sets
+    in the environ is passed to gunicorn's response object, reached through the bound
+    `start_response` it hands to every request.
+    """
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            if environ.get(CLOSE_AFTER):
+                close = getattr(getattr(start_response, "__self__", None), "force_close", None)
+                if close is not None:
+                    close()
+            return start_response(status, headers, exc_info)
+
+        return self.app(environ, start)
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
@@ -30,7 +96,7 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         from engine.logs import configure_logging
 
         configure_logging()
-        return create_app()
+        return ConnectionGuard(create_app())
 
 
 def run(host: str, port: int, workers: int) -> None:
@@ -47,13 +113,16 @@ def run(host: str, port: int, workers: int) -> None:
             # one request at a time per process, as a sync worker would, but the process
             # tells the arbiter it lives from its own loop: a request that works for minutes
             # (verifying or exporting a long trail) is not cut at the liveness timeout
-            "worker_class": "gthread",
+            "worker_class": "sopflow.server.Worker",
             "threads": 1,
             # the app logs each request as a JSON line, with its request id
             "accesslog": None,
             "timeout": get_settings().worker_timeout,
-            # the app answers a URL that is too long with a 414 problem of its own
-            "limit_request_line": 0,
+            # bounded, so that no request line or header can hold a worker: an unlimited
+            # line let two 12 MB requests stall every worker for half a minute
+            "limit_request_line": MAX_REQUEST_LINE,
+            "limit_request_field_size": MAX_HEADER_FIELD,
+            "limit_request_fields": MAX_HEADER_FIELDS,
         }
     ).run()
 
