@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
 
 from engine.domain.audit import GENESIS, Event, canonical, chain_hash, mask
 
@@ -20,6 +23,57 @@ def test_canonical_form_is_sorted_compact_json_with_utc_time() -> None:
             '"seq":7,"sop":null,"to_step":null,"type":"case.created"}'
         ).encode()
     )
+
+
+# an event with every field set, so that the canonical form shows each one in its place
+FULL = Event(
+    "case.transitioned",
+    AT,
+    opd="dukcapil",
+    sop="akta-lahir",
+    case_id="c-01",
+    actor="petugas-1",
+    from_step="pendaftaran",
+    to_step="verifikasi",
+    data={"transition": "terima", "amount": 5000},
+)
+
+
+def test_canonical_form_holds_every_field_of_an_event() -> None:
+    assert canonical(12, FULL) == (
+        b'{"actor":"petugas-1","at":"2026-03-02T01:30:00.000000Z","case_id":"c-01",'
+        b'"data":{"amount":5000,"transition":"terima"},"from_step":"pendaftaran",'
+        b'"opd":"dukcapil","seq":12,"sop":"akta-lahir","to_step":"verifikasi",'
+        b'"type":"case.transitioned"}'
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("type", "case.closed"),
+        ("at", AT + timedelta(microseconds=1)),
+        ("opd", "dinsos"),
+        ("sop", "akta-mati"),
+        ("case_id", "c-02"),
+        ("actor", "petugas-2"),
+        ("actor", None),
+        ("from_step", "verifikasi"),
+        ("to_step", "pendaftaran"),
+        ("to_step", None),
+        ("data", {"transition": "terima", "amount": 5001}),
+        ("data", {}),
+    ],
+)
+def test_the_hash_covers_every_field(name: str, value: object) -> None:
+    changed = dataclasses.replace(FULL, **{name: value})
+    assert canonical(12, changed) != canonical(12, FULL)
+    assert chain_hash(GENESIS, 12, changed) != chain_hash(GENESIS, 12, FULL)
+
+
+def test_canonical_form_refuses_a_naive_instant() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        canonical(1, Event("case.created", datetime(2026, 3, 2, 8, 30)))
 
 
 def test_hash_chains_the_previous_hash_and_the_canonical_event() -> None:

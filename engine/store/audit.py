@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import insert, select, text
 from sqlmodel import Session
@@ -58,41 +61,99 @@ def append(session: Session, events: Sequence[Event]) -> list[int]:
 
 @dataclass(frozen=True)
 class Verification:
-    """The result of recomputing the chain."""
+    """The result of recomputing the chain: the first event that breaks it, and why."""
 
     ok: bool
     checked: int
     first_bad_seq: int | None
     last_hash: str
+    reason: str | None = None  # plain words, naming columns, never a stored value
 
 
-def as_event(row: AuditEvent) -> Event:
-    """The domain event a stored row claims to be."""
+_COLUMNS = ("seq", "at", "type", "opd", "sop", "case_id", "actor", "from_step", "to_step",
+            "data", "prev_hash", "hash")  # fmt: skip
+_TEXT = ("type", "opd", "sop", "case_id", "actor", "from_step", "to_step", "prev_hash", "hash")
+_REQUIRED = ("type", "prev_hash", "hash")
+
+
+class Unreadable(Exception):
+    """A stored row that cannot be read as an event; the message says why, in plain words."""
+
+
+def as_event(row: Mapping[str, Any]) -> Event:
+    """The domain event a stored row claims to be, read from its raw column values.
+
+    Raw, not through the column types: a row an intruder garbled (an instant that is no
+    time, data that is not JSON, a value of the wrong type) must be named, not crash.
+    """
+    for name in _TEXT:
+        value = row[name]
+        if not isinstance(value, str) and (value is not None or name in _REQUIRED):
+            raise Unreadable(f"its `{name}` is not text")
     return Event(
-        type=row.type,
-        at=row.at,
-        opd=row.opd,
-        sop=row.sop,
-        case_id=row.case_id,
-        actor=row.actor,
-        from_step=row.from_step,
-        to_step=row.to_step,
-        data=row.data,
+        type=row["type"],
+        at=_instant(row["at"]),
+        opd=row["opd"],
+        sop=row["sop"],
+        case_id=row["case_id"],
+        actor=row["actor"],
+        from_step=row["from_step"],
+        to_step=row["to_step"],
+        data=_data(row["data"]),
     )
 
 
-def verify_rows(rows: Iterable[AuditEvent]) -> Verification:
-    """Recompute the chain over rows in `seq` order and name the first one that breaks it."""
+def _instant(value: object) -> datetime:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise Unreadable("its instant `at` is not a valid time") from None
+    if not isinstance(value, datetime):
+        raise Unreadable("its instant `at` is not a valid time")
+    # SQLite keeps instants naive, in UTC
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _data(value: object) -> dict[str, Any]:
+    if isinstance(value, str | bytes):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise Unreadable("its `data` is not JSON") from None
+    if not isinstance(value, dict):
+        raise Unreadable("its `data` is not a JSON object")
+    return value
+
+
+def verify_rows(rows: Iterable[Mapping[str, Any]]) -> Verification:
+    """Recompute the chain over raw rows in `seq` order and name the first one that breaks it.
+
+    It always answers: whatever a row holds, the worst outcome is that row named as bad.
+    """
     expected_seq, prev, checked = 1, GENESIS, 0
     for row in rows:
+        seq = row["seq"]
         # a missing seq (a removed event) breaks the chain at the seq that is missing
-        if row.seq != expected_seq:
-            return Verification(False, checked, expected_seq, prev)
-        digest = chain_hash(prev, row.seq, as_event(row))
-        if row.prev_hash != prev or row.hash != digest:
-            return Verification(False, checked, row.seq, prev)
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq != expected_seq:
+            return Verification(
+                False, checked, expected_seq, prev, f"event {expected_seq} is missing"
+            )
+        try:
+            digest = chain_hash(prev, seq, as_event(row))
+        except Unreadable as e:
+            return Verification(False, checked, seq, prev, f"event {seq} is unreadable: {e}")
+        except (ValueError, TypeError, OverflowError):
+            reason = f"event {seq} is unreadable: its content cannot be put in canonical form"
+            return Verification(False, checked, seq, prev, reason)
+        if row["prev_hash"] != prev:
+            reason = f"event {seq} does not follow event {seq - 1}: its `prev_hash` differs"
+            return Verification(False, checked, seq, prev, reason)
+        if row["hash"] != digest:
+            reason = f"event {seq} was changed after it was written: its hash does not match"
+            return Verification(False, checked, seq, prev, reason)
         checked += 1
-        expected_seq, prev = row.seq + 1, digest
+        expected_seq, prev = seq + 1, digest
     return Verification(True, checked, None, prev)
 
 
@@ -100,7 +161,13 @@ def verify(session: Session, batch: int = 5000) -> Verification:
     """Recompute the whole chain, streaming it from the database.
 
     Plain rows, not ORM objects: building an object per event cost more than hashing it.
+    Raw values, not typed columns: one garbled value must not stop the whole check.
     """
-    table = AuditEvent.__table__  # type: ignore[attr-defined]
-    rows = session.execute(select(table).order_by(table.c.seq).execution_options(yield_per=batch))
-    return verify_rows(rows)  # type: ignore[arg-type]
+    # `data` as its stored text, so that both databases hand over the same thing to parse
+    names = ", ".join("CAST(data AS TEXT) AS data" if c == "data" else c for c in _COLUMNS)
+    statement = text(f"SELECT {names} FROM audit_event ORDER BY seq")
+    result = session.execute(statement.execution_options(yield_per=batch))
+    try:
+        return verify_rows(result.mappings())
+    finally:
+        result.close()  # it may stop early: the server-side cursor goes now, not when collected
