@@ -35,6 +35,7 @@ from engine.domain.model import (
     Step,
     Transition,
 )
+from engine.domain.patterns import PatternError, compile_pattern
 from engine.domain.yamlsrc import Node
 
 SOP_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -472,11 +473,9 @@ class _Checker:
                 if ftype != "string":
                     self.add(m["pattern"], f"{where}a `pattern` only applies to text fields")
                 try:
-                    re.compile(pattern)
-                except re.error as e:
-                    self.add(
-                        m["pattern"], f"{where}the pattern is not a valid regular expression: {e}"
-                    )
+                    compile_pattern(pattern)
+                except PatternError as e:
+                    self.add(m["pattern"], f"{where}{e}")
                     pattern = None
             out.append(
                 FieldSpec(

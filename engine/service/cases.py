@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -17,6 +16,7 @@ from engine.domain.calendar import calendar_for
 from engine.domain.errors import GuardFailed, RoleRefused, TransitionRefused
 from engine.domain.machine import Actor, CaseFacts, Fired, compile_sop
 from engine.domain.model import SOP, FieldSpec
+from engine.domain.patterns import PatternError, matches
 from engine.domain.validator import suggest
 from engine.service import clocks
 from engine.service.context import Context, traced
@@ -132,18 +132,32 @@ def act(
 
 
 def load_case(
-    ctx: Context, uow: UnitOfWork, principal: Principal, case_id: str, action: str
+    ctx: Context,
+    uow: UnitOfWork,
+    principal: Principal,
+    case_id: str,
+    action: str,
+    lock: bool = False,
 ) -> tuple[Case, SOP]:
-    """A case the caller may see, with its SOP; another OPD's case is a 404 (and audited)."""
-    case, sop, _visit = load_case_and_visit(ctx, uow, principal, case_id, action)
+    """A case the caller may see, with its SOP; another OPD's case is a 404 (and audited).
+
+    With `lock`, the case's row is locked until the transaction ends (on PostgreSQL; a
+    SQLite writer already holds the whole database), so writers queue instead of colliding.
+    """
+    case, sop, _visit = load_case_and_visit(ctx, uow, principal, case_id, action, lock)
     return case, sop
 
 
 def load_case_and_visit(
-    ctx: Context, uow: UnitOfWork, principal: Principal, case_id: str, action: str
+    ctx: Context,
+    uow: UnitOfWork,
+    principal: Principal,
+    case_id: str,
+    action: str,
+    lock: bool = False,
 ) -> tuple[Case, SOP, StepVisit | None]:
     """`load_case`, with the visit the case is in now, in the same round trip."""
-    row = uow.session.execute(
+    query = (
         select(Case, SopVersion.checksum, StepVisit)
         .join(SopVersion, (SopVersion.key == Case.sop) & (SopVersion.version == Case.sop_version))
         .outerjoin(
@@ -151,7 +165,10 @@ def load_case_and_visit(
             (StepVisit.case_pk == Case.pk) & StepVisit.left_at.is_(None),  # type: ignore[union-attr]
         )
         .where(Case.id == case_id)
-    ).first()
+    )
+    if lock:
+        query = query.with_for_update(of=Case)  # type: ignore[arg-type]
+    row = uow.session.execute(query).first()
     if row is None:
         raise NotFound(f"no case `{case_id}`")
     case, checksum, visit = row
@@ -216,8 +233,14 @@ def _field_problem(spec: FieldSpec, value: Any) -> str | None:
             return "should be text"
         if len(value) > MAX_TEXT:
             return f"is longer than {MAX_TEXT} characters"
-        if spec.pattern and not re.search(spec.pattern, value):
-            return f"does not have the expected form (`{spec.pattern}`)"
+        if spec.pattern:
+            try:
+                if not matches(spec.pattern, value):
+                    return f"does not have the expected form (`{spec.pattern}`)"
+            except PatternError:
+                # published before patterns had to be linear: refused rather than unchecked
+                return "cannot be checked: the SOP's pattern is not supported; ask the office"
+
     elif spec.type == "integer":
         if isinstance(value, bool) or not isinstance(value, int):
             return "should be a whole number"
@@ -557,7 +580,8 @@ def record_payment(
     if errors:
         raise Invalid("the payment cannot be recorded as given", errors)
     with ctx.uow() as uow:
-        case, sop = load_case(ctx, uow, principal, case_id, "payment")
+        # payments on one case queue on its row: each adds to what the last one left
+        case, sop = load_case(ctx, uow, principal, case_id, "payment", lock=True)
         if not principal.staff:
             uow.rollback()
             deny(ctx, principal, READ_ONLY, case, action="payment")

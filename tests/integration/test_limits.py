@@ -143,8 +143,7 @@ def _send_endless_request_line(server: Server, stop: threading.Event) -> None:
 def test_huge_request_lines_do_not_take_the_service_down(server: Server) -> None:
     stop = threading.Event()
     senders = [
-        threading.Thread(target=_send_endless_request_line, args=(server, stop))
-        for _ in range(2)
+        threading.Thread(target=_send_endless_request_line, args=(server, stop)) for _ in range(2)
     ]
     for sender in senders:
         sender.start()
@@ -168,3 +167,37 @@ def test_long_url_within_the_limit_reaches_the_application(server: Server) -> No
         answer = read_answer(sock)
     assert answer.status in (404, 414, 422)  # the application's own answer
     answer.problem()
+
+
+def test_a_catastrophic_pattern_costs_one_pass_over_the_value(server: Server) -> None:
+    """`^(a+)+$` backtracks exponentially in Python's `re`: 40 characters would take hours."""
+    office = server.office(publish=False)
+    text = office.sop_text().replace(
+        "usia: {type: integer}", "kode: {type: string, pattern: '^(a+)+$'}"
+    )
+    assert office.publish(text).status_code == 201
+    staff = office.staff("loket")
+    staff.timeout = httpx.Timeout(20)
+    fields = {"nik": "3201234567890001", "nama": "Budi Santoso"}
+    refused = staff.post(
+        "/api/v1/cases", json={"sop": office.sop, "fields": {**fields, "kode": "a" * 40 + "!"}}
+    )
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"][0]["field"] == "fields.kode"
+    opened = staff.post(
+        "/api/v1/cases", json={"sop": office.sop, "fields": {**fields, "kode": "aaa"}}
+    )
+    assert opened.status_code == 201, opened.text
+
+
+def test_a_pattern_that_needs_backtracking_is_refused_at_its_line(server: Server) -> None:
+    office = server.office(publish=False)
+    text = office.sop_text().replace(
+        "usia: {type: integer}", "kode: {type: string, pattern: '^(a)\\1$'}"
+    )
+    answer = office.publish(text)
+    assert answer.status_code == 422, answer.text
+    [error] = answer.json()["errors"]
+    assert "linear time" in error["message"]
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if t.strip().startswith("kode:"))
+    assert error["line"] == line
