@@ -27,6 +27,11 @@ class Settings(BaseSettings):
         ge=1,
         description="seconds a server worker process may go silent before it is replaced",
     )
+    allow_private_webhooks: bool = Field(
+        False,
+        description="let webhooks post to loopback, private and link-local addresses "
+        "(a receiver on the same machine or network; never on a shared host)",
+    )
     data_dir: Path = Field(
         Path(".sopflow"),
         description="where the embedded broker and the scheduler keep their files",

@@ -217,14 +217,24 @@ def opd() -> None:
 @click.argument("office")
 @click.argument("url", required=False)
 def opd_webhook(office: str, url: str | None) -> None:
-    """Post the office's SLA events to URL (no URL: stop posting)."""
-    from engine.service.notifications import set_webhook
+    """Post the office's SLA events to URL (no URL: stop posting).
 
+    Prints the new signing secret last: it is shown only this once.
+    """
+    from engine.service.notifications import set_webhook
+    from engine.settings import get_settings
+
+    allow_private = get_settings().allow_private_webhooks
     try:
-        set_webhook(_context(), office, url)
+        secret = set_webhook(_context(), office, url, allow_private=allow_private)
     except ServiceError as e:
         _fail(e)
-    click.echo(f"{office}: webhook {'set to ' + url if url else 'removed'}")
+    if url is None:
+        click.echo(f"{office}: webhook removed")
+        return
+    click.echo(f"{office}: webhook set to {url}")
+    click.echo("deliveries are signed (Standard Webhooks); the secret, shown only now:")
+    click.echo(secret)
 
 
 @main.command()

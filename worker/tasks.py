@@ -33,4 +33,5 @@ def sweep() -> int:
 @celery_app.task(name="sopflow.deliver_webhooks")
 def deliver_webhooks() -> int:
     """Post due webhook deliveries (failures are retried by later runs)."""
-    return notifications.deliver_webhooks(context())
+    allow_private = get_settings().allow_private_webhooks
+    return notifications.deliver_webhooks(context(), allow_private=allow_private)

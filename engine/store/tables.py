@@ -67,6 +67,8 @@ class Opd(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=64)
     created_at: datetime = instant()
     webhook_url: str | None = Field(default=None, max_length=500)
+    # the Standard Webhooks signing secret (`whsec_...`), shown once when the webhook is set
+    webhook_secret: str | None = Field(default=None, max_length=64)
 
 
 class User(SQLModel, table=True):

@@ -139,10 +139,11 @@ def own_postgres_url() -> Iterator[str]:
     yield from _postgres_database()
 
 
-def start_server(url: str, tmp: Path) -> Iterator[str]:
-    """Run `sopflow serve` on `url` until the session ends; yields its base URL."""
+def start_server(url: str, tmp: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Run `sopflow serve` on `url` (with `env` on top) until the session ends; yields its
+    base URL."""
     port = free_port()
-    env = {**os.environ, "SOPFLOW_DATABASE_URL": url}
+    env = {**os.environ, "SOPFLOW_DATABASE_URL": url, **(env or {})}
     log = (tmp / f"server-{port}.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "sopflow", "serve", "--port", str(port), "--workers", "2"],
@@ -172,6 +173,25 @@ def start_server(url: str, tmp: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+def server_of_its_own(backend: str, tmp: Path, env: dict[str, str]) -> Iterator[Server]:
+    """A server on a fresh database of its own, with `env` on top of the environment: for
+    tests that change server settings or sweep every timer."""
+    databases = (
+        iter([f"sqlite:///{tmp / 'sopflow.db'}"]) if backend == "sqlite" else _postgres_database()
+    )
+    for url in databases:
+        engine = make_engine(url)
+        upgrade(engine)
+        running = Server(backend, "", Context(engine))
+        for base in start_server(url, tmp, env):
+            running.base_url = base
+            running.log = next(tmp.glob("server-*.log"))
+            yield running
+            for client in running.clients:
+                client.close()
+        engine.dispose()
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
