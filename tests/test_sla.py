@@ -1,0 +1,195 @@
+"""SLA clocks in working time: rung instants, paused time, the service deadline (pure).
+
+Every instant here is fixed and worked out by hand from the calendar, never computed by
+the code under test. `id-working` opens Monday to Thursday 07:30-16:00 and Friday
+07:30-16:30 in Jakarta (UTC+7), closed at weekends and on national holidays; in March
+2026 Nyepi, Idul Fitri and their cuti bersama close Wednesday 18 to Tuesday 24.
+A 24x7 calendar would hide a clock counted in wall seconds: these cross evenings,
+weekends and holidays, where working time and wall time part.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from engine.domain.model import SOP, Step
+from engine.domain.sla import (
+    paused_working_seconds,
+    resumed_deadline,
+    rung_deadlines,
+    service_deadline,
+    step_deadline,
+)
+from engine.domain.validator import load_sop
+
+WIB = ZoneInfo("Asia/Jakarta")
+WITA = ZoneInfo("Asia/Makassar")
+
+SOURCE = """
+sop: uji-sla
+version: 1
+opd: dinas-uji
+title: Uji SLA
+service_time: 1d
+calendar: {calendar}
+roles: {{loket: Petugas Loket, kasi: Kepala Seksi, kadis: Kepala Dinas}}
+steps:
+  - {{id: daftar, name: Pendaftaran, role: loket, sla: 2h}}
+  - {{id: tunggu, name: Menunggu pemohon, clock: paused}}
+  - {{id: cepat, name: Tanpa tangga, role: loket, sla: 1h, escalation: []}}
+  - {{id: bebas, name: Tanpa batas, role: loket}}
+  - {{id: selesai, name: Selesai, final: true, outcome: completed}}
+transitions:
+  - {{name: tunda, from: daftar, to: tunggu, comment_required: true}}
+  - {{name: lengkapi, from: tunggu, to: cepat, role: loket}}
+  - {{name: lanjut, from: cepat, to: bebas}}
+  - {{name: tutup, from: bebas, to: selesai}}
+escalation:
+{ladder}
+"""
+
+# an office in Makassar (UTC+8): short Fridays, no national holidays, one local holiday
+LADDER = """
+  - {at: 30m, action: warn}
+  - {at: 75%, action: warn}
+  - {at: 100%, action: escalate, to: kasi}
+  - {at: 150%, action: escalate, to: kasi}
+  - {at: 200%, action: escalate, to: kadis, flag: inspectorate}
+  - {at: 5h, action: escalate, to: kadis}
+"""
+
+INLINE = (
+    '{timezone: Asia/Makassar, hours: {mon-thu: "08:00-15:00", fri: "08:00-11:30"}, '
+    "holidays: none, extra_holidays: [2026-09-10]}"
+)
+
+
+def source(calendar: str = "id-working", ladder: str = LADDER) -> str:
+    return SOURCE.format(calendar=calendar, ladder=ladder.strip("\n"))
+
+
+ID_SOP = load_sop(source())
+INLINE_SOP = load_sop(source(INLINE))
+WITHOUT_SERVICE_TIME = load_sop(source().replace("service_time: 1d\n", ""))
+
+LABELS = ["30m", "75%", "100%", "150%", "200%", "5h"]
+
+
+def wib(month: int, day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(2026, month, day, hour, minute, tzinfo=WIB)
+
+
+def wita(month: int, day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(2026, month, day, hour, minute, tzinfo=WITA)
+
+
+def step(sop: SOP, step_id: str) -> Step:
+    return sop.step(step_id)
+
+
+@pytest.mark.parametrize(
+    ("sop", "entered", "due"),
+    [
+        # an evening: Thursday 15:00, one working hour left that day, the rest on Friday
+        (
+            ID_SOP,
+            wib(3, 5, 15),
+            [wib(3, 5, 15, 30), wib(3, 6, 8), wib(3, 6, 8, 30), wib(3, 6, 9, 30),
+             wib(3, 6, 10, 30), wib(3, 6, 11, 30)],
+        ),
+        # a weekend: Friday 15:30, one working hour left, then Monday
+        (
+            ID_SOP,
+            wib(3, 6, 15, 30),
+            [wib(3, 6, 16), wib(3, 9, 8), wib(3, 9, 8, 30), wib(3, 9, 9, 30),
+             wib(3, 9, 10, 30), wib(3, 9, 11, 30)],
+        ),
+        # a holiday: Tuesday 17 March 15:00, then Nyepi, Idul Fitri and cuti bersama
+        (
+            ID_SOP,
+            wib(3, 17, 15),
+            [wib(3, 17, 15, 30), wib(3, 25, 8), wib(3, 25, 8, 30), wib(3, 25, 9, 30),
+             wib(3, 25, 10, 30), wib(3, 25, 11, 30)],
+        ),
+        # the inline calendar: Wednesday 14:00 in Makassar, Thursday the local holiday,
+        # Friday's 3.5 h, then Monday
+        (
+            INLINE_SOP,
+            wita(9, 9, 14),
+            [wita(9, 9, 14, 30), wita(9, 11, 8, 30), wita(9, 11, 9), wita(9, 11, 10),
+             wita(9, 11, 11), wita(9, 14, 8, 30)],
+        ),
+    ],
+    ids=["evening", "weekend", "holiday", "inline-calendar"],
+)  # fmt: skip
+def test_rungs_fall_due_in_working_time(sop: SOP, entered: datetime, due: list[datetime]) -> None:
+    rungs = rung_deadlines(sop, step(sop, "daftar"), entered)
+    assert [r.rung.label for r in rungs] == LABELS
+    assert [r.index for r in rungs] == list(range(len(LABELS)))
+    assert [r.due for r in rungs] == due
+    # the 100% rung is the step's deadline itself
+    assert step_deadline(sop, step(sop, "daftar"), entered) == due[2]
+
+
+def test_rung_instants_are_utc_and_follow_the_entry_instant_whatever_its_zone() -> None:
+    entered = datetime(2026, 3, 5, 8, tzinfo=UTC)  # Thursday 15:00 in Jakarta
+    rungs = rung_deadlines(ID_SOP, step(ID_SOP, "daftar"), entered)
+    assert rungs[1].due == datetime(2026, 3, 6, 1, tzinfo=UTC)  # Friday 08:00 in Jakarta
+
+
+def test_a_share_of_the_allowed_time_rounds_to_the_second() -> None:
+    ladder = "  - {at: 33%, action: warn}\n  - {at: 100%, action: escalate, to: kasi}"
+    sop = load_sop(source(ladder=ladder).replace("sla: 2h}", "sla: 7s}"))
+    # 33 % of 7 s is 2.31 s: due 2 s after entering; 100 % is the deadline, 7 s
+    rungs = rung_deadlines(sop, step(sop, "daftar"), wib(3, 5, 10))
+    assert [r.due for r in rungs] == [wib(3, 5, 10) + timedelta(seconds=s) for s in (2, 7)]
+
+
+@pytest.mark.parametrize("step_id", ["tunggu", "bebas", "selesai"])
+def test_no_deadline_and_no_rung_without_a_running_sla(step_id: str) -> None:
+    # a paused clock, no sla, a final step
+    assert step_deadline(ID_SOP, step(ID_SOP, step_id), wib(3, 5, 10)) is None
+    assert rung_deadlines(ID_SOP, step(ID_SOP, step_id), wib(3, 5, 10)) == []
+
+
+def test_a_step_that_opts_out_of_the_ladder_keeps_its_deadline_and_no_rung() -> None:
+    assert step_deadline(ID_SOP, step(ID_SOP, "cepat"), wib(3, 5, 15, 30)) == wib(3, 6, 8)
+    assert rung_deadlines(ID_SOP, step(ID_SOP, "cepat"), wib(3, 5, 15, 30)) == []
+
+
+def test_the_service_deadline_counts_working_days() -> None:
+    # one working day from Tuesday 17 March 10:00 is the next working day at 10:00
+    assert service_deadline(ID_SOP, wib(3, 17, 10)) == wib(3, 25, 10)
+    assert service_deadline(INLINE_SOP, wita(9, 9, 10)) == wita(9, 11, 10)
+    assert service_deadline(WITHOUT_SERVICE_TIME, wib(3, 17, 10)) is None
+
+
+def test_paused_time_across_a_holiday_counts_only_working_seconds() -> None:
+    # Tuesday 15:00-16:00, nothing from Wednesday 18 to Tuesday 24, Wednesday 07:30-09:00
+    assert paused_working_seconds(ID_SOP, wib(3, 17, 15), wib(3, 25, 9)) == 2.5 * 3600
+    # Makassar: Wednesday 14:00-15:00, the local holiday, Friday 08:00-10:00
+    assert paused_working_seconds(INLINE_SOP, wita(9, 9, 14), wita(9, 11, 10)) == 3 * 3600
+    # a pause entirely inside a weekend takes nothing off the clock
+    assert paused_working_seconds(ID_SOP, wib(3, 7, 9), wib(3, 8, 17)) == 0
+
+
+def test_a_pause_moves_the_service_deadline_by_the_working_time_it_took() -> None:
+    opened = wib(3, 16, 10)  # Monday: due Tuesday 17 at 10:00
+    frozen = service_deadline(ID_SOP, opened)
+    assert frozen == wib(3, 17, 10)
+    # paused Tuesday 09:00 to Wednesday 25 at 09:00: 7 h on Tuesday and 1.5 h on the 25th
+    paused = paused_working_seconds(ID_SOP, wib(3, 17, 9), wib(3, 25, 9))
+    assert paused == 8.5 * 3600
+    # the 8.5 h left to the deadline run 10:00-16:00 on Tuesday and 07:30-10:00 on the 25th
+    assert resumed_deadline(ID_SOP, frozen, paused) == wib(3, 25, 10)
+
+
+def test_a_pause_that_took_no_working_time_leaves_the_deadline() -> None:
+    frozen = wib(3, 17, 10)
+    assert resumed_deadline(ID_SOP, frozen, 0) == frozen
+    assert resumed_deadline(ID_SOP, frozen, 0.4) == frozen  # under half a second: none
+    assert resumed_deadline(ID_SOP, frozen, -5) == frozen
+    assert resumed_deadline(ID_SOP, frozen, 0.6) == frozen + timedelta(seconds=1)
