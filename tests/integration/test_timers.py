@@ -190,6 +190,39 @@ def test_two_sweepers_at_once_fire_each_rung_exactly_once(world: World) -> None:
     assert queries.verify_trail(world.ctx, world.inspector)["ok"] is True
 
 
+def test_a_rung_whose_timer_outlived_its_firing_fires_once(world: World) -> None:
+    """Two sweepers reach the same due rung: the first fired it and recorded its firing,
+    then died before its timer row was removed; the second finds the row still due."""
+    case = world.open()
+    cid = str(case["id"])
+    world.clock.advance(minutes=31)  # the warning (22m30s) and the kasi's rung (30m) are due
+    table = SlaTimer.__table__  # type: ignore[attr-defined]
+    with world.ctx.uow() as uow:
+        due = [dict(r) for r in uow.session.execute(
+            select(table).where(table.c.due_at <= world.clock.now)).mappings()]  # fmt: skip
+    assert len(due) == 2
+    assert timers.sweep(world.ctx).fired == 2
+    fired = world.events(cid)
+    notes = len(inbox(world.ctx, world.kasi)["items"])
+    # the first sweeper's kill, replayed: its firings are recorded, its timer rows are back
+    with world.ctx.uow() as uow:
+        uow.session.execute(table.insert(), due)
+        uow.commit()
+    second = timers.sweep(world.ctx)
+    assert second.fired == 0 and second.deliveries == []
+    assert world.events(cid) == fired  # one event per rung, not two
+    assert [e["type"] for e in fired] == ["sla.warned", "sla.escalated"]
+    assert len(inbox(world.ctx, world.kasi)["items"]) == notes
+    assert cases.get_case(world.ctx, world.kasi, cid)["escalation_level"] == 1
+    with world.ctx.uow() as uow:
+        keys = [t["key"] for t in due]
+        count = select(func.count()).select_from(SlaFiring)
+        assert uow.session.execute(count.where(SlaFiring.key.in_(keys))).scalar_one() == 2  # type: ignore[attr-defined]
+        left = select(func.count()).select_from(SlaTimer).where(SlaTimer.key.in_(keys))  # type: ignore[attr-defined]
+        assert uow.session.execute(left).scalar_one() == 0  # the stale rows are gone
+    assert queries.verify_trail(world.ctx, world.inspector)["ok"] is True
+
+
 class Hook(BaseHTTPRequestHandler):
     """A webhook receiver that fails the first `failures` posts."""
 
