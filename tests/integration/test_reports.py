@@ -239,6 +239,71 @@ def test_fee_mismatch_names_the_officer_the_cases_and_the_excess(office: Office)
     assert item["event_seqs"] == [e["seq"] for e in events if e["type"] == "case.payment_recorded"]
 
 
+@pytest.mark.parametrize(
+    ("paid", "severity"), [(40000, "medium"), (60000, "high")], ids=["under", "over"]
+)
+def test_a_payment_on_either_side_of_the_fee_is_named(
+    office: Office, paid: int, severity: str
+) -> None:
+    case = office.open()
+    cases.record_payment(office.ctx, office.officer("kasir", "loket"), case, paid, "cash")
+    exact = office.open()
+    cases.record_payment(office.ctx, office.officer("jujur", "loket"), exact, 50000, "cash")
+    (item,) = kinds(office.anomalies(), "fee_mismatch")
+    assert (item["actor"], item["case_ids"], item["severity"]) == ("kasir", [case], severity)
+    (event,) = [
+        e
+        for e in queries.case_history(office.ctx, office.inspector, case)
+        if e["type"] == "case.payment_recorded"
+    ]
+    data = event["data"]
+    assert (data["fee_mismatch"], data["excess"]) == (True, paid - 50000)  # type: ignore[index]
+    assert item["event_seqs"] == [event["seq"]]
+
+
+def test_officers_either_side_of_their_peers_at_a_step_only_the_slow_one_is_held(
+    office: Office,
+) -> None:
+    # at pendaftaran `lambat` takes an hour, `kilat` a minute, three others 9-13 minutes
+    for i in range(50):
+        case = office.open()
+        who = {0: "lambat", 1: "kilat"}.get(i % 5, f"loket{i % 3}")
+        office.at({"lambat": 60, "kilat": 1}.get(who, 9 + i % 5))
+        office.fire(case, "terima", who, "loket", received=["ktp"])
+    (item,) = kinds(office.anomalies(), "holding_outlier")
+    assert item["actor"] == "lambat"
+
+
+@pytest.mark.parametrize("local_hour", [6, 21], ids=["before-opening", "after-closing"])
+def test_acts_on_either_side_of_working_hours_are_named_and_inside_them_not(
+    office: Office, local_hour: int
+) -> None:
+    from tests.conftest import WORKFLOWS
+
+    admin, _ = add_user(office.ctx, "admin-dukcapil", opd="dispendukcapil", admin=True)
+    publish_sop(office.ctx, admin, (WORKFLOWS / "kartu-keluarga.yaml").read_bytes())
+    staff = {
+        name: add_user(office.ctx, name, opd="dispendukcapil", roles=("loket",))[0]
+        for name in ("malam", "jarang", "siang")
+    }
+    tuesday = datetime(2026, 3, 3, tzinfo=UTC) - timedelta(hours=7)  # 00:00 WIB
+    office.clock.now = tuesday + timedelta(hours=local_hour)
+    opened = [
+        str(
+            cases.open_case(office.ctx, staff["malam"], "kartu-keluarga", fields=_kk_fields())["id"]
+        )
+        for _ in range(3)
+    ]
+    for _ in range(2):  # fewer than the minimum: one late evening accuses nobody
+        cases.open_case(office.ctx, staff["jarang"], "kartu-keluarga", fields=_kk_fields())
+    office.clock.now = tuesday + timedelta(hours=10)
+    for _ in range(3):
+        cases.open_case(office.ctx, staff["siang"], "kartu-keluarga", fields=_kk_fields())
+    (item,) = kinds(office.anomalies(), "off_hours_action")
+    assert item["actor"] == "malam" and sorted(item["case_ids"]) == sorted(opened)  # type: ignore[arg-type]
+    assert item["severity"] == "low"
+
+
 def test_a_case_sent_back_twice_is_named_with_the_officer(office: Office) -> None:
     case = office.open()
     for _ in range(2):
@@ -405,7 +470,8 @@ def test_the_csv_export_loads_as_an_event_log(office: Office) -> None:
 def test_the_xes_export_is_read_by_an_independent_process_mining_library(
     office: Office, tmp_path: Path
 ) -> None:
-    pm4py = pytest.importorskip("pm4py")  # installed with the dev extras; AGPL: tests only
+    import pm4py  # a dev extra, so CI has it; AGPL: tests only, never a runtime dependency
+
     opened = []
     for i in range(3):
         case = office.open()
