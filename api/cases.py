@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Response, jsonify
 from flask_openapi3 import APIBlueprint, Tag
 
+from api import idempotency
 from api.http import ctx, if_match, principal, with_etag
 from api.schemas import (
     CaseCreate,
@@ -30,6 +31,8 @@ bp = APIBlueprint(
     abp_security=[{"bearer": []}],
     abp_responses={401: Problem, 403: Problem, 422: Problem},
 )
+# every POST here may be retried safely with an `Idempotency-Key`
+idempotency.guard(bp)
 
 
 @bp.post("", summary="Open a case on a published SOP of your OPD", responses={201: CaseOut})

@@ -304,3 +304,24 @@ class SweepState(SQLModel, table=True):
     swept_at: datetime = instant()
     fired: int = 0
     duration_seconds: float = Field(default=0.0, sa_column_kwargs={"server_default": "0"})
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """An `Idempotency-Key` a user sent with a POST: which request it was for, and its answer.
+
+    Inserted in a short transaction of its own before the request runs (`status` None: in
+    flight), completed with the answer after. The stored body may hold an applicant's data
+    in clear, as the case does: it stays in this database and is never logged.
+    """
+
+    __tablename__ = "idempotency_key"
+    __table_args__ = (UniqueConstraint("user_name", "key"),)
+    id: int | None = Field(default=None, primary_key=True)
+    user_name: str = Field(max_length=200)
+    key: str = Field(max_length=255)
+    # SHA-256 of the method, path and body of the request the key was first used for
+    fingerprint: str = Field(max_length=64)
+    created_at: datetime = instant(index=True)
+    status: int | None = None
+    body: str | None = Field(default=None, sa_type=Text)
+    headers: dict[str, str] = json_map()

@@ -144,6 +144,36 @@ def test_sixteen_concurrent_identical_transitions_give_exactly_one_200(server: S
     assert final["step"] == "pemeriksaan" and final["version"] == 2
 
 
+def test_thirty_two_concurrent_payments_on_one_case_are_all_recorded(server: Server) -> None:
+    office = server.office()
+    loket = office.staff("loket")
+    case = office.open_case(loket)
+    clients = [office.staff("loket") for _ in range(32)]
+    amounts = [50000 + i for i in range(32)]
+    barrier = threading.Barrier(32)
+    statuses: list[int] = []
+
+    def pay(client: httpx.Client, amount: int) -> None:
+        barrier.wait()
+        response = client.post(
+            f"/api/v1/cases/{case['id']}/payments", json={"amount": amount, "method": "cash"}
+        )
+        statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=pay, args=ca) for ca in zip(clients, amounts, strict=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert statuses == [201] * 32
+    final = loket.get(f"/api/v1/cases/{case['id']}").json()
+    assert final["paid_total"] == sum(amounts)
+    history = loket.get(f"/api/v1/cases/{case['id']}/history").json()["items"]
+    assert [e["type"] for e in history].count("case.payment_recorded") == 32
+    inspector = server.client(f"inspektur-{office.opd}", inspector=True)
+    assert inspector.get("/api/v1/audit/verify").json()["ok"] is True
+
+
 def test_a_stale_if_match_gets_412_and_changes_nothing(server: Server) -> None:
     office = server.office()
     loket = office.staff("loket")

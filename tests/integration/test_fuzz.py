@@ -649,6 +649,26 @@ PRECONDITIONS = [
     )
 ]  # fmt: skip
 
+IDEMPOTENCY_KEYS = [
+    # each body would succeed without the header: a key that is not 1-255 visible ASCII
+    # characters is refused before anything runs
+    Row(f"idempotency-key-{name}->{where}", "POST", path, frozenset({400}), body=body,
+        headers=(("Idempotency-Key", value),))
+    for name, value in {
+        "empty": "", "inner-space": "a b", "256-chars": "k" * 256, "tab": "a\tb",
+        "list": "a, b",
+    }.items()
+    for where, path, body in (
+        ("open", "/api/v1/cases", lambda t: json.dumps({
+            "sop": t.office.sop, "received": ["ktp"],
+            "fields": {"nik": "3201234567890001", "nama": "Budi Santoso"},
+        }).encode()),
+        ("fire", "/api/v1/cases/{case}/transitions", b'{"name": "kembalikan", "comment": "x"}'),
+        ("receive", "/api/v1/cases/{case}/received", b'{"received": ["denah"]}'),
+        ("pay", "/api/v1/cases/{case}/payments", b'{"amount": 50000, "method": "cash"}'),
+    )
+]  # fmt: skip
+
 CONTENT_TYPES = [
     Row(f"open-as-{name}", "POST", "/api/v1/cases", BAD | {415}, content_type=ctype,
         body=lambda t: json.dumps({
@@ -684,6 +704,7 @@ ROWS = [
     *PATHS,
     *METHODS,
     *PRECONDITIONS,
+    *IDEMPOTENCY_KEYS,
     *CONTENT_TYPES,
     *AUTH,
 ]
