@@ -11,7 +11,7 @@ from flask_openapi3 import Info, OpenAPI
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from api import audit, cases, notifications, public, reports, sops
+from api import audit, cases, notifications, public, reports, security, sops
 from api.http import CLOSE_AFTER, JSONProvider, ctx, drain_body, problem
 from api.observe import instrument
 from api.schemas import Health, Problem
@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None, context: Context | None = None)
     for bp in (sops.bp, cases.bp, audit.bp, reports.bp, notifications.bp, public.bp):
         app.register_api(bp)
     instrument(app)
+    security.install(app, settings)  # before who_is_asking: a guesser is refused unread
 
     @app.get("/healthz", responses={200: Health, 503: Health}, summary="Database and broker")
     def healthz() -> Response:

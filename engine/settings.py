@@ -32,6 +32,15 @@ class Settings(BaseSettings):
         description="let webhooks post to loopback, private and link-local addresses "
         "(a receiver on the same machine or network; never on a shared host)",
     )
+    auth_failure_limit: int = Field(
+        20,
+        ge=1,
+        description="failed authentications one client address may make per window before "
+        "every request from it gets 429",
+    )
+    auth_failure_window: int = Field(
+        60, ge=1, description="seconds over which failed authentications are counted"
+    )
     data_dir: Path = Field(
         Path(".sopflow"),
         description="where the embedded broker and the scheduler keep their files",
