@@ -12,17 +12,18 @@ from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from api import audit, cases, notifications, public, reports, security, sops
-from api.http import CLOSE_AFTER, JSONProvider, ctx, drain_body, problem
+from api.http import JSONProvider, ctx, problem
 from api.observe import instrument
 from api.schemas import Health, Problem
 from engine.service.context import Context
-from engine.service.errors import ServiceError
+from engine.service.errors import DatabaseUnavailable, ServiceError
 from engine.service.health import broker_status, database_status, scheduler_status
 from engine.service.users import authenticate
 from engine.settings import Settings, get_settings
 
 MAX_BODY = 1024 * 1024 + 4096  # an SOP file may be 1 MiB
 MAX_URL = 8192
+RETRY_AFTER = 2  # seconds a client waits before retrying when the database is unavailable
 log = logging.getLogger("sopflow.api")
 
 
@@ -86,6 +87,18 @@ def create_app(settings: Settings | None = None, context: Context | None = None)
     def service_error(e: ServiceError) -> Response:
         return problem(e.status, e.title, e.detail, e.errors or None)
 
+    @app.errorhandler(DatabaseUnavailable)
+    def database_unavailable(e: DatabaseUnavailable) -> Response:
+        log.warning("database unavailable on %s %s: %s", request.method, request.path, e)
+        response = problem(
+            503,
+            "Service unavailable",
+            "the database cannot be reached just now; try again shortly (a write with the "
+            "same Idempotency-Key is carried out at most once)",
+        )
+        response.headers["Retry-After"] = str(RETRY_AFTER)
+        return response
+
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException) -> Response:
         if e.response is not None and e.response.mimetype == "application/problem+json":
@@ -94,10 +107,6 @@ def create_app(settings: Settings | None = None, context: Context | None = None)
         detail = e.description or ""
         if status == 413:
             detail = f"the body is larger than {MAX_BODY:,} bytes"
-            # unread, the rest of the body would be taken for the next request on this
-            # connection; read it off, or close the connection after answering
-            if not drain_body(request.environ):
-                request.environ[CLOSE_AFTER] = True
         response = problem(status, e.name, detail)
         for name, value in e.get_headers():
             if name == "Allow":  # a 405 says which methods the path takes

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import time
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -16,12 +14,6 @@ from engine.service.errors import PreconditionFailed
 from engine.service.users import Principal
 
 PROBLEM = "application/problem+json"
-# a body refused for its size is still read off the socket, up to this much and this long,
-# so that the connection stays in step and serves the next request; beyond, it is closed
-DRAIN_BYTES = 64 * 1024 * 1024
-DRAIN_SECONDS = 5.0
-# set in the WSGI environ when the connection must close after the answer
-CLOSE_AFTER = "sopflow.close_connection"
 
 
 class JSONProvider(DefaultJSONProvider):
@@ -32,6 +24,8 @@ class JSONProvider(DefaultJSONProvider):
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
         """Parse a body; text the database or the chain could not hold is refused here."""
+        kwargs.setdefault("parse_constant", _not_a_number)
+        kwargs.setdefault("parse_float", _finite)
         try:
             value = super().loads(s, **kwargs)
         except RecursionError:
@@ -46,6 +40,18 @@ class JSONProvider(DefaultJSONProvider):
         if isinstance(o, date):
             return o.isoformat()
         return DefaultJSONProvider.default(o)
+
+
+def _not_a_number(word: str) -> Any:
+    # Python's json reads NaN and Infinity, which JSON does not have and PostgreSQL refuses
+    raise ValueError(f"the body holds `{word}`, which is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError("the body holds a number too large to represent")
+    return value
 
 
 def _check_text(value: Any) -> None:
@@ -98,7 +104,8 @@ def if_match() -> int | None:
     if header is None or header.strip() == "*":
         return None
     tag = header.split(",")[0].strip().removeprefix("W/").strip('"')
-    if not tag.isdigit():
+    # ASCII digits only: `"²"` is a digit to `str.isdigit` but not to `int`
+    if not (tag.isascii() and tag.isdigit()) or len(tag) > 18:
         raise PreconditionFailed(f"`If-Match: {header}` names no version of this case")
     return int(tag)
 
@@ -112,31 +119,3 @@ def with_etag(body: dict[str, Any], status: int = 200, location: str | None = No
         response.headers["Location"] = location
     return response
 
-
-def drain_body(environ: dict[str, Any]) -> bool:
-    """Read and drop what is left of the request body; False if it is too long or too slow."""
-    stream = environ.get("wsgi.input")
-    if stream is None:
-        return True
-    sock = environ.get("gunicorn.socket")
-    previous = sock.gettimeout() if sock is not None else None
-    deadline = time.monotonic() + DRAIN_SECONDS
-    drained = 0
-    try:
-        while drained < DRAIN_BYTES:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            if sock is not None:
-                sock.settimeout(remaining)
-            chunk = stream.read(64 * 1024)
-            if not chunk:
-                return True
-            drained += len(chunk)
-        return False
-    except (OSError, ValueError):
-        return False
-    finally:
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.settimeout(previous)

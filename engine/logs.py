@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import traceback
 from typing import Any
 
 
@@ -19,7 +20,11 @@ class JSONFormatter(logging.Formatter):
         }
         line.update(getattr(record, "fields", {}))
         if record.exc_info:
-            line["error"] = self.formatException(record.exc_info)
+            kind, _value, tb = record.exc_info
+            # where it failed and the exception's type, never its message: a driver's error
+            # quotes the row it failed on, a ValueError the value, and either may be a NIK
+            frames = "".join(traceback.format_tb(tb))
+            line["error"] = f"{frames}{kind.__name__ if kind else 'error'} (message withheld)"
         # ASCII escapes: no request path, however odd, can break a line for a log reader
         return json.dumps(line, ensure_ascii=True, default=str)
 

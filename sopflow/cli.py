@@ -160,15 +160,15 @@ def serve(host: str, port: int, workers: int) -> None:
     from engine.settings import get_settings
     from engine.store.db import make_engine
     from engine.store.migrate import upgrade as run_upgrade
-    from sopflow.server import run, worker_beside
+    from sopflow.server import run, stop_child, worker_beside
 
     settings = get_settings()
     run_upgrade(make_engine(settings.database_url))
     click.echo(f"sopflow on http://{host}:{port} (docs: /docs) — {_shown(settings.database_url)}")
     if settings.embedded_broker:
         click.echo(f"timers: embedded broker in {settings.broker_folder()}")
-        with worker_beside():
-            run(host, port, workers)
+        with worker_beside() as child:
+            run(host, port, workers, on_stop=lambda: stop_child(child))
     else:
         run(host, port, workers)
 

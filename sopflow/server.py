@@ -10,14 +10,15 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 from gunicorn.workers.gthread import ThreadWorker
 
-from api.http import CLOSE_AFTER
 from engine.settings import get_settings
 
 # gunicorn refuses a request line longer than this (its own ceiling is 8190 bytes) and a
@@ -25,6 +26,12 @@ from engine.settings import get_settings
 MAX_REQUEST_LINE = 8190
 MAX_HEADER_FIELD = 8190
 MAX_HEADER_FIELDS = 100
+# A body the application did not read (refused for its size, or before it was looked at:
+# no token, no right) is read off the socket before the answer goes, up to this much and
+# this long, so that the connection stays in step for the next request; gunicorn itself
+# drains only 64 KiB and then closes a connection it has announced as kept alive.
+DRAIN_BYTES = 8 * 1024 * 1024
+DRAIN_SECONDS = 5.0
 _PROBLEMS = {
     400: "the request is not valid HTTP",
     414: f"the request line is longer than {MAX_REQUEST_LINE} bytes",
@@ -60,12 +67,42 @@ class Worker(ThreadWorker):  # type: ignore[misc]
         super().init_process()
 
 
-class ConnectionGuard:
-    """Close the connection after an answer whose request body could not be drained.
+def drain_body(environ: dict[str, Any]) -> bool:
+    """Read and drop what is left of the request body; False if it is too long or too slow."""
+    stream = environ.get("wsgi.input")
+    if stream is None:
+        return True
+    sock = environ.get("gunicorn.socket")
+    previous = sock.gettimeout() if sock is not None else None
+    deadline = time.monotonic() + DRAIN_SECONDS
+    drained = 0
+    try:
+        while drained <= DRAIN_BYTES:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            if sock is not None:
+                sock.settimeout(remaining)
+            chunk = stream.read(64 * 1024)
+            if not chunk:
+                return True
+            drained += len(chunk)
+        return False
+    except (OSError, ValueError):
+        return False
+    finally:
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.settimeout(previous)
 
-    gunicorn ignores a `Connection: close` set by the application, so the flag the app sets
-    in the environ is passed to gunicorn's response object, reached through the bound
-    `start_response` it hands to every request.
+
+class ConnectionGuard:
+    """Keep the connection in step with the requests on it, whatever the app read.
+
+    Before the answer goes, what is left of the request body is drained; where it cannot be
+    (too long, too slow), the answer says `Connection: close`. gunicorn ignores that header
+    from the application, so its response object (reached through the bound
+    `start_response` it hands to every request) is told directly.
     """
 
     def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
@@ -73,7 +110,7 @@ class ConnectionGuard:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            if environ.get(CLOSE_AFTER):
+            if not drain_body(environ):
                 close = getattr(getattr(start_response, "__self__", None), "force_close", None)
                 if close is not None:
                     close()
@@ -82,10 +119,22 @@ class ConnectionGuard:
         return self.app(environ, start)
 
 
+class _Arbiter(Arbiter):  # type: ignore[misc]
+    """gunicorn's arbiter, telling what runs beside it to stop as soon as it stops itself."""
+
+    def stop(self, graceful: bool = True) -> None:
+        self.app.on_stop()
+        super().stop(graceful)
+
+
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
-    def __init__(self, options: dict[str, Any]) -> None:
+    def __init__(self, options: dict[str, Any], on_stop: Callable[[], None]) -> None:
         self.options = options
+        self.on_stop = on_stop
         super().__init__()
+
+    def run(self) -> None:
+        _Arbiter(self).run()
 
     def load_config(self) -> None:
         for key, value in self.options.items():
@@ -99,8 +148,12 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         return ConnectionGuard(create_app())
 
 
-def run(host: str, port: int, workers: int) -> None:
-    """Serve until stopped; one thread per worker (more gave no throughput, a longer p99)."""
+def run(host: str, port: int, workers: int, on_stop: Callable[[], None] = lambda: None) -> None:
+    """Serve until stopped; one thread per worker (more gave no throughput, a longer p99).
+
+    `on_stop` is called when the server begins to stop, so that what runs beside it (the
+    embedded worker) stops at the same time rather than after it.
+    """
     metrics = get_settings().data_dir / "metrics"
     # gunicorn's workers each count their requests; /metrics adds the files up
     shutil.rmtree(metrics, ignore_errors=True)
@@ -123,7 +176,8 @@ def run(host: str, port: int, workers: int) -> None:
             "limit_request_line": MAX_REQUEST_LINE,
             "limit_request_field_size": MAX_HEADER_FIELD,
             "limit_request_fields": MAX_HEADER_FIELDS,
-        }
+        },
+        on_stop,
     ).run()
 
 
@@ -134,9 +188,16 @@ def worker_beside() -> Iterator[subprocess.Popen[bytes]]:
     try:
         yield child
     finally:
-        if child.poll() is None:
+        stop_child(child)
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def stop_child(child: subprocess.Popen[bytes]) -> None:
+    """Ask a child process to stop (warm: a task under way finishes), once."""
+    if child.poll() is None and child.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
             child.send_signal(signal.SIGTERM)
-            try:
-                child.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                child.kill()

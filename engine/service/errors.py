@@ -6,6 +6,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from engine.domain.errors import EngineError
+from engine.store.errors import DatabaseUnavailable
+
+__all__ = ["DatabaseUnavailable"]  # re-exported: the API answers it with a 503
 
 
 class ServiceError(EngineError):

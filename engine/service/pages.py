@@ -23,8 +23,10 @@ def decode_cursor(cursor: str | None) -> int:
         return 0
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if text.startswith("p") and text[1:].isdigit():
-            return int(text[1:])
+        digits = text[1:]
+        # at most 18 ASCII digits: a position fits the 64-bit columns it is compared with
+        if text.startswith("p") and digits.isascii() and digits.isdigit() and len(digits) <= 18:
+            return int(digits)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         pass
     raise Invalid("the cursor is not one this API gave", [{"field": "cursor", "message": "bad"}])

@@ -21,6 +21,8 @@ def normalise_url(url: str) -> str:
 def make_engine(url: str, **options: Any) -> Engine:
     """An engine for the URL, set up so that both databases behave alike under concurrency."""
     url = normalise_url(url)
+    # an error's text never carries the statement's values: they can be personal data
+    options.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, **options

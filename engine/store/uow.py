@@ -5,11 +5,13 @@ from __future__ import annotations
 from types import TracebackType
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlmodel import Session
 
 from engine.domain.audit import Event
 from engine.store import audit
 from engine.store.db import READONLY
+from engine.store.errors import DatabaseUnavailable
 
 
 class UnitOfWork:
@@ -36,6 +38,10 @@ class UnitOfWork:
         # still renders them after the unit of work ends
         self.session.close()
         self.events = []
+        # a refused connection, a server restart, a lock wait past its timeout: the request
+        # may be tried again, which is what the caller is told (503), not a failure of ours
+        if isinstance(error, OperationalError | InterfaceError):
+            raise DatabaseUnavailable(type(error.orig).__name__) from error
 
     def record(self, event: Event) -> None:
         """Queue an audit event; it is chained and inserted at commit, in this transaction."""

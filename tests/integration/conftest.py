@@ -173,9 +173,12 @@ def start_server(url: str, tmp: Path, env: dict[str, str] | None = None) -> Iter
     finally:
         process.send_signal(signal.SIGTERM)
         try:
-            process.wait(timeout=10)
+            # a graceful stop takes seconds (the embedded worker finishes its task); on a
+            # loaded machine more than ten
+            process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             process.kill()
+            process.wait()
         log.close()
 
 

@@ -429,6 +429,17 @@ LONE_SURROGATES = [
     ),
 ]
 
+NOT_NUMBERS = [
+    # Python's json reads these; JSON has no such numbers and PostgreSQL's jsonb refuses them
+    Row(f"number-field-{name}->open", "POST", "/api/v1/cases", BAD,
+        body=b'{"sop": "S", "fields": {"nik": "3201234567890001", "nama": "x", "luas": %s}}'
+        % value)
+    for name, value in {
+        "nan": b"NaN", "infinity": b"Infinity", "minus-infinity": b"-Infinity",
+        "1e400": b"1e400", "minus-1e400": b"-1e400",
+    }.items()
+]  # fmt: skip
+
 NUL_BYTES = [
     # PostgreSQL text cannot hold U+0000: such values must be refused or match nothing
     Row("nul-receipt->pay", "POST", "/api/v1/cases/{spare}/payments", NOT_TEXT,
@@ -512,6 +523,9 @@ JUNK_CURSORS = {
     "cursor-base64-huge-number": base64.urlsafe_b64encode(b"9" * 40).decode(),
     "cursor-negative": "-1",
     "cursor-101-chars": "c" * 101,
+    "cursor-position-40-digits": base64.urlsafe_b64encode(b"p" + b"9" * 40).decode(),
+    "cursor-position-superscript": base64.urlsafe_b64encode("p\u00b2".encode()).decode(),
+    "cursor-position-arabic-digit": base64.urlsafe_b64encode("p\u0663".encode()).decode(),
 }
 
 QUERIES = [
@@ -642,6 +656,7 @@ PRECONDITIONS = [
     for name, value in {
         "abc": '"abc"', "weak-x": 'W/"x"', "unquoted-word": "abc", "empty": "",
         "comma": ",", "weak-empty": "W/", "negative": '"-1"', "list-of-garbage": '"x", W/"y"',
+        "superscript-two": '"\u00b2"', "twenty-digits": '"99999999999999999999"',
     }.items()
     for where, path, body in (
         ("fire", "/api/v1/cases/{case}/transitions", b'{"name": "kembalikan", "comment": "x"}'),
@@ -697,6 +712,7 @@ ROWS = [
     *rows_for_bodies(JSON_ENDPOINTS, MALFORMED_JSON),
     *WRONG_TYPES,
     *LONE_SURROGATES,
+    *NOT_NUMBERS,
     *NUL_BYTES,
     *SOP_FILES,
     *HUGE_BODIES,
@@ -718,7 +734,10 @@ def send(target: Target, row: Row) -> httpx.Response:
     body = row.body(target) if callable(row.body) else row.body
     if body is not None:
         body = body.replace(b'"sop": "S"', b'"sop": "%s"' % values["sop"].encode())
-    headers = dict(row.headers)
+    # a header value outside ASCII goes out as the latin-1 bytes a raw client would send
+    headers: dict[str, str | bytes] = {
+        name: value if value.isascii() else value.encode("latin-1") for name, value in row.headers
+    }
     if row.content_type is not None and body is not None:
         headers["Content-Type"] = row.content_type
     client = target.clients[row.who]

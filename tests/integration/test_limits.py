@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httpx
+import pytest
 
 from tests.integration.conftest import Server
 
@@ -74,29 +75,36 @@ def request(method: str, path: str, body: bytes = b"", **headers: str) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-def test_refused_oversized_body_leaves_the_connection_usable(server: Server) -> None:
-    token = server.client("limits-staff", opd="opd-limits", roles=("loket",)).headers[
-        "Authorization"
-    ]
+@pytest.mark.parametrize("authenticated", [True, False], ids=["413", "401"])
+def test_refused_oversized_body_leaves_the_connection_usable(
+    server: Server, authenticated: bool
+) -> None:
+    headers = {"Content_Type": "application/json"}
+    if authenticated:
+        client = server.client("limits-staff", opd="opd-limits", roles=("loket",))
+        headers["Authorization"] = client.headers["Authorization"]
     body = json.dumps({"sop": "x", "fields": {"padding": "x" * 2 * MIB}}).encode()
     for _attempt in range(5):
         with connect(server) as sock:
-            sock.sendall(
-                request(
-                    "POST",
-                    "/api/v1/cases",
-                    body,
-                    Authorization=token,
-                    Content_Type="application/json",
-                )
-            )
+            sock.sendall(request("POST", "/api/v1/cases", body, **headers))
             refused = read_answer(sock)
-            assert refused.status == 413
+            assert refused.status == (413 if authenticated else 401)
             refused.problem()
             # keep-alive was promised: the same connection serves the next request
             assert refused.headers.get("connection", "").lower() != "close"
             sock.sendall(request("GET", "/healthz"))
             assert read_answer(sock).status == 200
+
+
+def test_a_body_that_never_arrives_is_answered_and_the_connection_closed(server: Server) -> None:
+    head = request("POST", "/api/v1/cases", Content_Type="application/json")
+    head = head.replace(b"Content-Length: 0", b"Content-Length: %d" % (20 * MIB))
+    with connect(server) as sock:
+        sock.sendall(head + b'{"sop": "')  # and then nothing more
+        answer = read_answer(sock)
+    assert answer.status in (401, 413)
+    answer.problem()
+    assert answer.headers.get("connection", "").lower() == "close"
 
 
 def test_request_line_over_8_kib_is_a_414_problem(server: Server) -> None:
