@@ -156,10 +156,12 @@ def test_deliveries_are_signed_with_the_secret_shown_when_the_webhook_is_set(
     assert deliver_webhooks(ahead, allow_private=True) >= 1  # the first post fails
     later = Context(hooked.ctx.engine, lambda: utc_now() + timedelta(days=2))
     assert deliver_webhooks(later, allow_private=True) >= 1  # and is retried
-    first, *rest = receiver.posts
+    # (only this office's posts: a port of an earlier test's receiver may be reused)
+    posts = [p for p in receiver.posts if json.loads(p[1])["opd"] == office.opd]
+    first, *rest = posts
     again = [p for p in rest if p[0]["webhook-id"] == first[0]["webhook-id"]]
     assert again, "a retry keeps the delivery's webhook-id"
-    for headers, body in receiver.posts:
+    for headers, body in posts:
         payload = Webhook(secret).verify(body, headers)  # raises unless signed with it
         assert payload["opd"] == office.opd and payload["type"].startswith("sla.")
         # the signature is over exactly the body sent, per the Standard Webhooks recipe
