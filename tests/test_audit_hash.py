@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import time
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -98,3 +99,24 @@ def test_nik_is_masked_like_the_contract_example() -> None:
 def test_names_keep_only_their_initials() -> None:
     assert mask("Budi Santoso") == "B*** S******"
     assert "Budi" not in mask("Budi Santoso")
+
+
+def test_a_twelve_digit_number_is_masked_and_an_eleven_digit_one_like_a_word() -> None:
+    assert mask("320123456789") == "3201****6789"
+    assert mask("32012345678") == "3**********"
+
+
+def test_masking_keeps_the_shape_of_the_text() -> None:
+    assert mask("Budi  Santoso") == "B***  S******"
+
+
+def test_the_canonical_instant_is_utc_whatever_the_machine_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TZ", "Asia/Jayapura")
+    time.tzset()
+    try:
+        assert b'"at":"2026-03-02T01:30:00.000000Z"' in canonical(1, Event("case.created", AT))
+    finally:
+        monkeypatch.undo()
+        time.tzset()

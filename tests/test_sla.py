@@ -10,6 +10,7 @@ weekends and holidays, where working time and wall time part.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -193,3 +194,28 @@ def test_a_pause_that_took_no_working_time_leaves_the_deadline() -> None:
     assert resumed_deadline(ID_SOP, frozen, 0.4) == frozen  # under half a second: none
     assert resumed_deadline(ID_SOP, frozen, -5) == frozen
     assert resumed_deadline(ID_SOP, frozen, 0.6) == frozen + timedelta(seconds=1)
+
+
+def test_the_full_rung_is_the_deadline_even_where_working_seconds_would_stop_short() -> None:
+    # entered before Monday's opening with `sla: 1d`: the deadline is Tuesday's opening;
+    # Monday's 8.5 working hours counted from the entry would end at Monday's closing
+    ladder = "  - {at: 50%, action: warn}\n  - {at: 100%, action: escalate, to: kasi}"
+    sop = load_sop(source(ladder=ladder).replace("sla: 2h}", "sla: 1d}"))
+    entered = wib(3, 2, 6)
+    assert step_deadline(sop, step(sop, "daftar"), entered) == wib(3, 3, 7, 30)
+    half, full = rung_deadlines(sop, step(sop, "daftar"), entered)
+    assert (half.due, full.due) == (wib(3, 2, 11, 45), wib(3, 3, 7, 30))
+
+
+def test_a_deadline_at_closing_time_stays_there_when_the_pause_took_nothing() -> None:
+    closing = wib(3, 5, 16)  # Thursday's closing: adding nothing must not move it to Friday
+    assert resumed_deadline(ID_SOP, closing, 0) == closing
+
+
+@pytest.mark.parametrize("change", [{"clock": "paused"}, {"final": True}], ids=["paused", "final"])
+def test_a_paused_or_final_step_has_no_deadline_even_with_an_sla(change: dict[str, object]) -> None:
+    # the validator keeps such steps from carrying an sla; the clock does not rely on it
+    timed = dataclasses.replace(step(ID_SOP, "daftar"), **change)  # type: ignore[arg-type]
+    assert timed.sla is not None
+    assert step_deadline(ID_SOP, timed, wib(3, 5, 10)) is None
+    assert rung_deadlines(ID_SOP, timed, wib(3, 5, 10)) == []
