@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     auth_failure_window: int = Field(
         60, ge=1, description="seconds over which failed authentications are counted"
     )
+    service_role_password: str | None = Field(
+        None,
+        description="password `sopflow db upgrade --service-role` gives the service's role",
+    )
     data_dir: Path = Field(
         Path(".sopflow"),
         description="where the embedded broker and the scheduler keep their files",
@@ -50,6 +54,16 @@ class Settings(BaseSettings):
     def embedded_broker(self) -> bool:
         """True when no broker is configured and sopflow runs its own."""
         return not self.broker_url
+
+    def private_folder(self, *parts: str) -> Path:
+        """A folder under `data_dir` (made if missing) that only its owner may enter."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        folder = self.data_dir
+        for part in ("", *parts):
+            folder = folder / part if part else folder
+            folder.mkdir(exist_ok=True)
+            folder.chmod(0o700)  # mkdir's mode is narrowed by the umask, never widened
+        return folder
 
     def broker_folder(self) -> Path:
         """The embedded broker's message folder (kombu's filesystem transport)."""

@@ -70,15 +70,34 @@ def db() -> None:
 
 
 @db.command()
-def upgrade() -> None:
-    """Create the database or migrate it to the latest schema."""
+@click.option(
+    "--service-role",
+    metavar="NAME",
+    help="also create (or update) the PostgreSQL role the service runs as: it may only "
+    "INSERT and SELECT on the audit trail; its password is SOPFLOW_SERVICE_ROLE_PASSWORD",
+)
+def upgrade(service_role: str | None) -> None:
+    """Create the database or migrate it to the latest schema (run it as the tables' owner)."""
     from engine.settings import get_settings
     from engine.store.db import make_engine
     from engine.store.migrate import upgrade as run_upgrade
+    from engine.store.roles import RoleError, grant_service_role
 
-    url = get_settings().database_url
-    run_upgrade(make_engine(url))
-    click.echo(f"database at {_shown(url)} is up to date")
+    settings = get_settings()
+    url = settings.database_url
+    engine = make_engine(url)
+    try:
+        run_upgrade(engine)
+        click.echo(f"database at {_shown(url)} is up to date")
+        if service_role:
+            try:
+                done = grant_service_role(engine, service_role, settings.service_role_password)
+            except RoleError as e:
+                raise click.ClickException(str(e)) from None
+            for line in done:
+                click.echo(line)
+    finally:
+        engine.dispose()
 
 
 def _shown(url: str) -> str:

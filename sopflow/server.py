@@ -157,7 +157,7 @@ def run(host: str, port: int, workers: int, on_stop: Callable[[], None] = lambda
     metrics = get_settings().data_dir / "metrics"
     # gunicorn's workers each count their requests; /metrics adds the files up
     shutil.rmtree(metrics, ignore_errors=True)
-    metrics.mkdir(parents=True)
+    get_settings().private_folder("metrics")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics)
     _Gunicorn(
         {

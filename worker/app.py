@@ -19,7 +19,7 @@ def broker_options(settings: Settings) -> dict[str, Any]:
         return {"broker_url": settings.broker_url}
     folder = settings.broker_folder()
     for sub in ("in", "processed"):
-        (folder / sub).mkdir(parents=True, exist_ok=True)
+        settings.private_folder(folder.relative_to(settings.data_dir).as_posix(), sub)
     return {
         "broker_url": "filesystem://",
         "broker_transport_options": {
@@ -36,7 +36,7 @@ def broker_options(settings: Settings) -> dict[str, Any]:
 def make_celery(settings: Settings | None = None) -> Celery:
     """The Celery app for these settings."""
     settings = settings or get_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.private_folder()
     interval = settings.timer_interval
     app = Celery("sopflow", include=["worker.tasks"])
     app.conf.update(

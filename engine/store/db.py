@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -37,6 +39,19 @@ def make_engine(url: str, **options: Any) -> Engine:
     return create_engine(url, **options)
 
 
+def _owner_only(database: str) -> None:
+    """The SQLite file and its WAL readable by their owner only: they hold personal data.
+
+    SQLite creates its files with the process's umask (0644 as a rule); the WAL and shared
+    memory files take the database file's mode, so narrowing it once suffices for them.
+    """
+    for suffix in ("", "-wal", "-shm"):
+        path = Path(database + suffix)
+        with contextlib.suppress(OSError):
+            if path.stat().st_mode & 0o077:
+                path.chmod(0o600)
+
+
 def _serialise_sqlite_writers(engine: Engine) -> None:
     # pysqlite's own transaction handling begins lazily and DEFERRED, so two writers can
     # both read a case and then collide on the write; BEGIN IMMEDIATE takes SQLite's write
@@ -49,6 +64,7 @@ def _serialise_sqlite_writers(engine: Engine) -> None:
         cursor.execute("PRAGMA busy_timeout=30000")
         if engine.url.database not in (None, "", ":memory:"):
             cursor.execute("PRAGMA journal_mode=WAL")
+            _owner_only(engine.url.database)
         cursor.close()
 
     @event.listens_for(engine, "begin")
