@@ -48,7 +48,7 @@ def test_there_is_a_broken_file_for_every_rule_in_the_spec() -> None:
         "bad_duration", "ladder_out_of_order", "requires_payment_on_free_service",
         "first_step_final", "no_final_step", "unreachable_step",
         "final_step_unreachable_from_step", "transition_out_of_final_step",
-        "sla_step_without_role", "object_tag_refused",
+        "sla_step_without_role", "object_tag_refused", "unknown_fee_collector_role",
     ):  # fmt: skip
         assert rule in names
 
@@ -170,3 +170,20 @@ def test_cli_diagram_of_a_broken_file_prints_problems_not_a_traceback() -> None:
     assert result.exit_code == 1
     assert "unknown key `tittle`" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_fee_collectors_default_to_the_first_steps_role() -> None:
+    source = (WORKFLOWS / "akta-kematian.yaml").read_text()
+    sop = load_sop(source)
+    assert sop.fee.collected_by == () and sop.collectors == (sop.initial.role,)
+    named = source.replace("fee:\n", "fee:\n  collected_by: [kasi, loket, kasi]\n", 1)
+    assert load_sop(named).collectors == ("kasi", "loket")
+    assert load_sop(source.replace("fee:\n", "fee:\n  collected_by: kasi\n", 1)).collectors == (
+        "kasi",
+    )
+
+
+def test_an_empty_list_of_fee_collectors_is_refused() -> None:
+    source = (WORKFLOWS / "akta-kematian.yaml").read_text()
+    (message,) = problems_of(source.replace("fee:\n", "fee:\n  collected_by: []\n", 1))
+    assert "`collected_by` is empty" in message

@@ -123,6 +123,8 @@ class Fee:
 
     amount: int = 0
     basis: str | None = None
+    # roles that may record payments; empty: the role of the SOP's first step
+    collected_by: tuple[str, ...] = ()
 
     @property
     def free(self) -> bool:
@@ -178,6 +180,13 @@ class SOP:
     def role_for(self, transition: Transition, source: str) -> str | None:
         """Who may fire `transition` from `source`: its own role or the step's."""
         return transition.role or self.step(source).role
+
+    @property
+    def collectors(self) -> tuple[str, ...]:
+        """Roles that may record payments: `fee.collected_by`, else the first step's role."""
+        if self.fee.collected_by:
+            return self.fee.collected_by
+        return (self.initial.role,) if self.initial.role else ()
 
     @property
     def requirement_ids(self) -> tuple[str, ...]:

@@ -69,7 +69,7 @@ TRANSITION_KEYS = {
 RUNG_KEYS = {"at": True, "action": True, "to": False, "flag": False}
 FIELD_KEYS = {"type": False, "required": False, "pattern": False, "pii": False}
 REQUIREMENT_KEYS = {"id": True, "name": True, "optional": False}
-FEE_KEYS = {"amount": False, "basis": False}
+FEE_KEYS = {"amount": False, "basis": False, "collected_by": False}
 CALENDAR_KEYS = {"timezone": False, "hours": False, "holidays": False, "extra_holidays": False}
 
 
@@ -288,7 +288,6 @@ class _Checker:
             )
         )
         service_time = self.opt(m, "service_time", self.duration, "", None)
-        fee = self.fee(m["fee"]) if "fee" in m else Fee()
         deemed = self.opt(m, "deemed_approval", self.boolean, "", False)
         if deemed and service_time is None:
             self.add(
@@ -300,6 +299,7 @@ class _Checker:
         fields = self.fields(m["fields"]) if "fields" in m else ()
         requirements = self.requirements(m["requirements"]) if "requirements" in m else ()
         roles = self.roles(m["roles"]) if "roles" in m else {}
+        fee = self.fee(m["fee"], roles) if "fee" in m else Fee()
         day = nominal_day_seconds(calendar.hours) or 86400
         ladder = (
             self.ladder(m["escalation"], "escalation: ", roles, day) if "escalation" in m else ()
@@ -331,7 +331,7 @@ class _Checker:
             deemed_approval=deemed,
         )
 
-    def fee(self, node: Node) -> Fee:
+    def fee(self, node: Node, roles: dict[str, str]) -> Fee:
         m = self.mapping(node, FEE_KEYS, "fee: ")
         if m is None:
             return Fee()
@@ -345,7 +345,20 @@ class _Checker:
                 "fee: a fee needs its legal `basis` (the regulation that sets it), "
                 "so citizens and the inspectorate can check it",
             )
-        return Fee(amount, basis)
+        collectors = []
+        if "collected_by" in m:
+            entries = self.names(m["collected_by"], "fee: ", "collected_by")
+            if not entries and isinstance(m["collected_by"].value, list):
+                self.add(
+                    m["collected_by"],
+                    "fee: `collected_by` is empty; name the roles that may record payments, "
+                    "or leave it out for the role of the first step",
+                )
+            for _rid, entry in entries:
+                rid = self.role_ref(entry, "fee: `collected_by`: ", roles)
+                if rid is not None and rid not in collectors:
+                    collectors.append(rid)
+        return Fee(amount, basis, tuple(collectors))
 
     def calendar(self, node: Node) -> CalendarSpec:
         if isinstance(node.value, str):

@@ -504,6 +504,23 @@ def add_documents(
     )
 
 
+def step_roles(sop: SOP, case: Case) -> list[str]:
+    """Roles that work on the case's current step: the step's own, those that may fire a
+    transition from it, and any the case was escalated to."""
+    step = sop.step(case.step)
+    roles = [step.role] if step.role else []
+    roles += [r for t in sop.transitions_from(step.id) if (r := sop.role_for(t, step.id))]
+    return list(dict.fromkeys([*roles, *case.extra_roles]))
+
+
+def _one_of(roles: Sequence[str]) -> str:
+    if not roles:
+        return "a role, and the SOP names none for it"
+    return ("the role " if len(roles) == 1 else "one of the roles ") + ", ".join(
+        f"`{r}`" for r in roles
+    )
+
+
 def receive_documents(
     ctx: Context, principal: Principal, case_id: str, received: Any, if_match: int | None = None
 ) -> dict[str, Any]:
@@ -513,6 +530,20 @@ def receive_documents(
         if not principal.staff:
             uow.rollback()
             deny(ctx, principal, READ_ONLY, case, action="receive")
+        if case.status != "open":
+            raise Conflict(f"the case is closed ({case.outcome}); no documents can be marked")
+        roles = step_roles(sop, case)
+        if not principal.roles.intersection(roles):
+            uow.rollback()
+            deny(
+                ctx,
+                principal,
+                f"marking documents received at step `{case.step}` needs {_one_of(roles)} "
+                "(a role that works on that step)",
+                case,
+                action="receive",
+                roles=roles,
+            )
         if if_match is not None and if_match != case.version:
             raise PreconditionFailed(f"the case is at version {case.version}, not {if_match}")
         docs, errors = check_received(sop, received)
@@ -585,6 +616,18 @@ def record_payment(
         if not principal.staff:
             uow.rollback()
             deny(ctx, principal, READ_ONLY, case, action="payment")
+        collectors = list(sop.collectors)
+        if not principal.roles.intersection(collectors):
+            uow.rollback()
+            deny(
+                ctx,
+                principal,
+                f"recording a payment on `{sop.key}` needs {_one_of(collectors)} "
+                "(the SOP's `fee.collected_by`)",
+                case,
+                action="payment",
+                roles=collectors,
+            )
         now = ctx.clock()
         expected = sop.fee.amount
         mismatch = amount != expected

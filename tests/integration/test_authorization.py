@@ -89,8 +89,10 @@ MATRIX = [
           query={"sop": "{sop}"}),
     probe("GET",  "/api/v1/cases/{id}",                200,  200,  200,  404,  404,  200),
     probe("POST", "/api/v1/cases/{id}/transitions",    200,  403,  403,  404,  404,  403),
-    probe("POST", "/api/v1/cases/{id}/received",       200,  200,  200,  404,  404,  403),
-    probe("POST", "/api/v1/cases/{id}/payments",       201,  201,  201,  404,  404,  403),
+    # documents: a role that works on the case's step; payments: the SOP's fee.collected_by
+    # (here by default the first step's role, `loket`)
+    probe("POST", "/api/v1/cases/{id}/received",       200,  403,  403,  404,  404,  403),
+    probe("POST", "/api/v1/cases/{id}/payments",       201,  403,  403,  404,  404,  403),
     probe("GET",  "/api/v1/cases/{id}/payments",       200,  200,  200,  404,  404,  200),
     probe("GET",  "/api/v1/cases/{id}/history",        200,  200,  200,  404,  404,  200),
     probe("GET",  "/api/v1/audit/events",              403,  403,  SEE,  403,  HIDE, 200),
