@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from engine.service import anomalies, cases, exports, queries, reports
 from engine.service.context import Context
-from engine.service.errors import Forbidden, Invalid
+from engine.service.errors import Forbidden, Invalid, NotFound
 from engine.service.queries import EventFilter
 from engine.service.sops import publish_sop
 from engine.service.users import Principal, add_user
@@ -440,6 +440,28 @@ def test_an_opd_admin_reads_only_their_office_reports(office: Office) -> None:
     staff = office.officer("front", "loket")
     with pytest.raises(Forbidden):
         reports.sla_compliance(office.ctx, staff)
+
+
+def test_an_opd_admin_receives_nothing_of_another_office_in_reports(office: Office) -> None:
+    case = office.open()
+    office.at(5)
+    office.fire(case, "terima", "front", "loket", received=["ktp"])
+    cases.record_payment(office.ctx, office.officer("kasir", "loket"), case, 40000, "cash")
+    admin, _ = add_user(office.ctx, "admin-lain", opd="dinas-lain", admin=True)
+    assert kinds(office.anomalies(), "fee_mismatch")  # the inspector sees dinas-uji's item
+    theirs = anomalies.anomalies(office.ctx, admin)
+    assert theirs["opd"] == "dinas-lain" and theirs["items"] == []
+    sla = reports.sla_compliance(office.ctx, admin)
+    assert sla["opd"] == "dinas-lain" and all(sla[level] == [] for level in ("opds", "officers"))
+    assert "dinas-uji" not in str(theirs) + str(sla)
+    with pytest.raises(Forbidden):
+        reports.sla_compliance(office.ctx, admin, opd="dinas-uji")
+    with pytest.raises((Forbidden, NotFound)):
+        reports.bottlenecks(office.ctx, admin, "surat-izin")
+    with pytest.raises(Forbidden):
+        queries.audit_events(office.ctx, admin, EventFilter(opd="dinas-uji"))
+    trail = queries.audit_events(office.ctx, admin, EventFilter())["items"]
+    assert trail and {e["opd"] for e in trail} == {"dinas-lain"}  # its own user's creation
 
 
 def test_sla_compliance_counts_on_time_visits_per_level(office: Office) -> None:
