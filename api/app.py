@@ -185,6 +185,16 @@ def api_document(app: OpenAPI) -> dict[str, Any]:
             answers = post.setdefault("responses", {})
             for status, title in (("400", "Bad Request"), ("409", "Conflict")):
                 answers.setdefault(status, _problem_answer(title))
+    # answers any operation may get, from the server rather than from the operation itself
+    for path, operations in doc["paths"].items():
+        for operation in operations.values():
+            answers = operation.setdefault("responses", {})
+            common = [("414", "URI Too Long"), ("431", "Request Header Fields Too Large")]
+            common.append(("503", "Service Unavailable (the database; see Retry-After)"))
+            if path.startswith("/api/"):
+                common.append(("429", "Too Many Requests (failed authentication; see Retry-After)"))
+            for status, title in common:
+                answers.setdefault(status, _problem_answer(title))
     return doc
 
 
