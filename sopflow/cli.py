@@ -206,7 +206,8 @@ def worker(beat: bool, loglevel: str) -> None:
     from worker.tasks import celery_app
 
     configure_logging(loglevel)
-    argv = ["worker", "--pool", "solo", "--loglevel", loglevel, "--without-gossip",
+    # --quiet: no banner on standard output; what the worker says goes to the JSON log
+    argv = ["--quiet", "worker", "--pool", "solo", "--loglevel", loglevel, "--without-gossip",
             "--without-mingle", "--without-heartbeat"]  # fmt: skip
     if beat:
         argv.append("--beat")
@@ -224,7 +225,7 @@ def beat(loglevel: str) -> None:
     from worker.tasks import celery_app
 
     configure_logging(loglevel)
-    celery_app.start(["beat", "--loglevel", loglevel])
+    celery_app.start(["--quiet", "beat", "--loglevel", loglevel])
 
 
 @main.group()

@@ -32,6 +32,22 @@ MAX_HEADER_FIELDS = 100
 # drains only 64 KiB and then closes a connection it has announced as kept alive.
 DRAIN_BYTES = 8 * 1024 * 1024
 DRAIN_SECONDS = 5.0
+_JSON_ON_STDERR = {
+    "class": "logging.StreamHandler",
+    "formatter": "json",
+    "stream": "ext://sys.stderr",
+}
+GUNICORN_LOGGING: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "engine.logs.JSONFormatter"}},
+    "handlers": {"console": _JSON_ON_STDERR, "error_console": _JSON_ON_STDERR},
+    "root": {"level": "INFO", "handlers": ["console"]},
+    "loggers": {
+        name: {"level": "INFO", "handlers": ["error_console"], "propagate": False}
+        for name in ("gunicorn.error", "gunicorn.access")
+    },
+}
 _PROBLEMS = {
     400: "the request is not valid HTTP",
     414: f"the request line is longer than {MAX_REQUEST_LINE} bytes",
@@ -176,6 +192,10 @@ def run(host: str, port: int, workers: int, on_stop: Callable[[], None] = lambda
             "limit_request_line": MAX_REQUEST_LINE,
             "limit_request_field_size": MAX_HEADER_FIELD,
             "limit_request_fields": MAX_HEADER_FIELDS,
+            # gunicorn's own lines are JSON like every other line on standard error
+            "logconfig_dict": GUNICORN_LOGGING,
+            # no control socket in the home folder: `sopflow serve` is stopped by signal
+            "control_socket_disable": True,
         },
         on_stop,
     ).run()

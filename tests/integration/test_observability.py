@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -11,11 +15,12 @@ import httpx
 import psycopg
 import pytest
 
+from engine.logs import ROUTINE
 from engine.service.context import Context
 from engine.service.users import add_user
 from engine.store.db import make_engine
 from engine.store.migrate import upgrade
-from tests.integration.conftest import Server, start_server
+from tests.integration.conftest import Server, free_port, start_server
 
 
 def test_metrics_expose_requests_latency_and_the_state_of_cases_and_timers(
@@ -78,7 +83,7 @@ def json_lines(text: str) -> list[dict[str, object]]:
         try:
             value = json.loads(line)
         except ValueError:
-            continue  # gunicorn's and Celery's own lines are not JSON
+            continue  # the lines `sopflow serve` prints for a person on standard output
         if isinstance(value, dict):
             out.append(value)
     return out
@@ -109,3 +114,47 @@ def test_a_request_longer_than_the_worker_timeout_is_still_answered(
             response = asked.result()
         assert response.status_code == 200, response.text
         assert response.json()["ok"] is True
+
+
+def test_every_line_a_running_service_writes_to_standard_error_is_json(tmp_path: Path) -> None:
+    """gunicorn's own lines, Celery's and warnings included; routine chatter kept for DEBUG."""
+    url = f"sqlite:///{tmp_path / 'sopflow.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    port = free_port()
+    env = {**os.environ, "SOPFLOW_DATABASE_URL": url, "SOPFLOW_TIMER_INTERVAL": "0.5"}
+    with (tmp_path / "err.txt").open("w") as err, (tmp_path / "out.txt").open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sopflow", "serve", "--port", str(port)],
+            env=env,
+            cwd=tmp_path,
+            stdout=out,
+            stderr=err,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while True:  # until the embedded worker has swept a few times
+                try:
+                    health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).json()
+                    if health["timers"]["last_sweep_at"] is not None:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "the service did not come up"
+                time.sleep(0.2)
+            time.sleep(2)  # a few more sweeps
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
+    lines = (tmp_path / "err.txt").read_text().splitlines()
+    assert lines
+    records = []
+    for line in lines:
+        record = json.loads(line)  # every line, not only ours
+        assert {"ts", "level", "logger", "message"} <= set(record), line
+        records.append(record)
+    loggers = {r["logger"] for r in records}
+    assert {"gunicorn.error", "celery.apps.worker"} <= loggers, loggers
+    chatter = [r for r in records if r["logger"] in ROUTINE and r["level"] == "info"]
+    assert not chatter, chatter[:3]
