@@ -72,9 +72,14 @@ def source(calendar: str = "id-working", ladder: str = LADDER) -> str:
     return SOURCE.format(calendar=calendar, ladder=ladder.strip("\n"))
 
 
-ID_SOP = load_sop(source())
+# id-working's hours before breaks and Ramadan hours, which every instant below was worked
+# out on (March 2026 lies in Ramadan 1447): an inline calendar that sets `hours` has no
+# breaks and keeps its hours in Ramadan. id-working's breaks and Ramadan hours are tested in
+# tests/test_working_time.py.
+PLAIN = '{hours: {mon-thu: "07:30-16:00", fri: "07:30-16:30"}, holidays: ID}'
+ID_SOP = load_sop(source(PLAIN))
 INLINE_SOP = load_sop(source(INLINE))
-WITHOUT_SERVICE_TIME = load_sop(source().replace("service_time: 1d\n", ""))
+WITHOUT_SERVICE_TIME = load_sop(source(PLAIN).replace("service_time: 1d\n", ""))
 
 LABELS = ["30m", "75%", "100%", "150%", "200%", "5h"]
 
@@ -162,9 +167,14 @@ def test_a_step_that_opts_out_of_the_ladder_keeps_its_deadline_and_no_rung() -> 
 
 
 def test_the_service_deadline_counts_working_days() -> None:
-    # one working day from Tuesday 17 March 10:00 is the next working day at 10:00
-    assert service_deadline(ID_SOP, wib(3, 17, 10)) == wib(3, 25, 10)
-    assert service_deadline(INLINE_SOP, wita(9, 9, 10)) == wita(9, 11, 10)
+    # a service time in whole days is a time limit in law: it ends at the close of the Nth
+    # working day after the day of receipt (before, the same clock time on that day, which
+    # let a deemed approval come hours early): received Tuesday 17 March 10:00, one working
+    # day is Wednesday 25 March (18-24 are Nyepi, Idul Fitri and cuti bersama), until 16:00
+    assert service_deadline(ID_SOP, wib(3, 17, 10)) == wib(3, 25, 16)
+    # Makassar: received Wednesday 9 September, the 10th is the local holiday, Friday the
+    # 11th closes at 11:30
+    assert service_deadline(INLINE_SOP, wita(9, 9, 10)) == wita(9, 11, 11, 30)
     assert service_deadline(WITHOUT_SERVICE_TIME, wib(3, 17, 10)) is None
 
 
@@ -178,14 +188,15 @@ def test_paused_time_across_a_holiday_counts_only_working_seconds() -> None:
 
 
 def test_a_pause_moves_the_service_deadline_by_the_working_time_it_took() -> None:
-    opened = wib(3, 16, 10)  # Monday: due Tuesday 17 at 10:00
+    # received Monday: due at the close of Tuesday 17 (the day of receipt does not count)
+    opened = wib(3, 16, 10)
     frozen = service_deadline(ID_SOP, opened)
-    assert frozen == wib(3, 17, 10)
+    assert frozen == wib(3, 17, 16)
     # paused Tuesday 09:00 to Wednesday 25 at 09:00: 7 h on Tuesday and 1.5 h on the 25th
     paused = paused_working_seconds(ID_SOP, wib(3, 17, 9), wib(3, 25, 9))
     assert paused == 8.5 * 3600
-    # the 8.5 h left to the deadline run 10:00-16:00 on Tuesday and 07:30-10:00 on the 25th
-    assert resumed_deadline(ID_SOP, frozen, paused) == wib(3, 25, 10)
+    # the 8.5 h added from Tuesday's close run all of the 25th (07:30-16:00): its close
+    assert resumed_deadline(ID_SOP, frozen, paused) == wib(3, 25, 16)
 
 
 def test_a_pause_that_took_no_working_time_leaves_the_deadline() -> None:
@@ -200,7 +211,7 @@ def test_the_full_rung_is_the_deadline_even_where_working_seconds_would_stop_sho
     # entered before Monday's opening with `sla: 1d`: the deadline is Tuesday's opening;
     # Monday's 8.5 working hours counted from the entry would end at Monday's closing
     ladder = "  - {at: 50%, action: warn}\n  - {at: 100%, action: escalate, to: kasi}"
-    sop = load_sop(source(ladder=ladder).replace("sla: 2h}", "sla: 1d}"))
+    sop = load_sop(source(PLAIN, ladder=ladder).replace("sla: 2h}", "sla: 1d}"))
     entered = wib(3, 2, 6)
     assert step_deadline(sop, step(sop, "daftar"), entered) == wib(3, 3, 7, 30)
     half, full = rung_deadlines(sop, step(sop, "daftar"), entered)

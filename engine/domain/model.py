@@ -14,17 +14,43 @@ Action = Literal["warn", "escalate"]
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
+Week = tuple[tuple[time, time] | None, ...]  # one entry per weekday, Monday first
+
+
+@dataclass(frozen=True)
+class DatedHours:
+    """A dated period (first to last day, inclusive) with its own hours and breaks: Ramadan."""
+
+    first: date
+    last: date
+    hours: Week
+    breaks: Week = ()
+    estimated: bool = False  # dates computed, not yet fixed by the government
+    reason: str = ""
+
+
 @dataclass(frozen=True)
 class CalendarSpec:
-    """A working calendar: time zone, hours per weekday (Monday first), holidays."""
+    """A working calendar: time zone, hours and breaks per weekday (Monday first), holidays."""
 
     name: str | None  # `id-working`, `24x7`, or None for an inline calendar
     timezone: str
     # one (opening, closing) pair per weekday, Monday first; None = closed all day.
     # A closing time of 00:00 after a later opening means midnight at the end of the day.
-    hours: tuple[tuple[time, time] | None, ...]
-    national_holidays: bool  # Indonesia's public holidays and cuti bersama
+    hours: Week
+    national_holidays: bool  # Indonesia's public holidays (and cuti bersama, below)
     extra_holidays: tuple[date, ...] = ()
+    # one break (start, end) per weekday, Monday first, None = no break; () = no breaks at all
+    breaks: Week = ()
+    # False: public holidays only, no cuti bersama (`holidays: ID-national`)
+    cuti_bersama: bool = True
+    # Ramadan hours apply (id-working's hours): dated by `periods`, else estimated per year
+    ramadan: bool = False
+    periods: tuple[DatedHours, ...] = ()  # decreed periods with their own hours
+    # days the national table lists as holidays that a decree made working days again
+    working_days: tuple[date, ...] = ()
+    # the time zone was written in the SOP (an office's own zone does not replace it)
+    zone_fixed: bool = False
 
     @property
     def always_open(self) -> bool:
@@ -32,17 +58,46 @@ class CalendarSpec:
         return (
             not self.national_holidays
             and not self.extra_holidays
+            and not self.ramadan
+            and not self.periods
+            and not any(self.breaks)
             and all(h == (time(0), time(0)) for h in self.hours)
         )
 
 
-ID_WORKING_HOURS: tuple[tuple[time, time] | None, ...] = (
+ID_WORKING_HOURS: Week = (
     *((time(7, 30), time(16, 0)),) * 4,
     (time(7, 30), time(16, 30)),
     None,
     None,
 )
-ID_WORKING = CalendarSpec("id-working", "Asia/Jakarta", ID_WORKING_HOURS, True)
+ID_WORKING_BREAKS: Week = (
+    *((time(12, 0), time(13, 0)),) * 4,
+    (time(11, 30), time(13, 0)),
+    None,
+    None,
+)
+# Ramadan (Perpres 21/2023 and the Minister's yearly circular): 32.5 hours from 08:00
+RAMADAN_HOURS: Week = (
+    *((time(8, 0), time(15, 0)),) * 4,
+    (time(8, 0), time(15, 30)),
+    None,
+    None,
+)
+RAMADAN_BREAKS: Week = (
+    *((time(12, 0), time(12, 30)),) * 4,
+    (time(11, 30), time(12, 30)),
+    None,
+    None,
+)
+ID_WORKING = CalendarSpec(
+    "id-working",
+    "Asia/Jakarta",
+    ID_WORKING_HOURS,
+    True,
+    breaks=ID_WORKING_BREAKS,
+    ramadan=True,
+)
 ALWAYS = CalendarSpec("24x7", "Asia/Jakarta", ((time(0), time(0)),) * 7, False)
 BUILTIN_CALENDARS = {c.name: c for c in (ID_WORKING, ALWAYS)}
 

@@ -23,6 +23,7 @@ from engine.domain.errors import DefinitionError, Problem
 from engine.domain.model import (
     BUILTIN_CALENDARS,
     ID_WORKING,
+    ID_WORKING_BREAKS,
     ID_WORKING_HOURS,
     SOP,
     WEEKDAYS,
@@ -70,7 +71,13 @@ RUNG_KEYS = {"at": True, "action": True, "to": False, "flag": False}
 FIELD_KEYS = {"type": False, "required": False, "pattern": False, "pii": False}
 REQUIREMENT_KEYS = {"id": True, "name": True, "optional": False}
 FEE_KEYS = {"amount": False, "basis": False, "collected_by": False}
-CALENDAR_KEYS = {"timezone": False, "hours": False, "holidays": False, "extra_holidays": False}
+CALENDAR_KEYS = {
+    "timezone": False,
+    "hours": False,
+    "breaks": False,
+    "holidays": False,
+    "extra_holidays": False,
+}
 
 
 def load_sop(text: str | bytes, source: str = "<sop>") -> SOP:
@@ -381,17 +388,25 @@ class _Checker:
             near = suggest(tz, ("Asia/Jakarta", "Asia/Makassar", "Asia/Jayapura"))
             self.add(m["timezone"], f"{where}time zone `{tz}` is not known{near}")
             tz = "Asia/Jakarta"
+        # without `hours`: id-working's hours, breaks and Ramadan hours; with `hours`: those
+        # hours, and breaks only where `breaks` sets them
         hours = self.hours(m["hours"]) if "hours" in m else ID_WORKING_HOURS
-        national = True
+        if "breaks" in m:
+            breaks = self.breaks(m["breaks"], hours)
+        else:
+            breaks = () if "hours" in m else ID_WORKING_BREAKS
+        national, cuti_bersama = True, True
         if "holidays" in m:
             value = m["holidays"].value
-            if value not in ("ID", "none"):
+            if value not in ("ID", "ID-national", "none"):
                 self.add(
                     m["holidays"],
-                    f"{where}`holidays` should be `ID` (Indonesia's national "
-                    f"holidays and cuti bersama) or `none`, not {_kind(value)}",
+                    f"{where}`holidays` should be `ID` (Indonesia's national holidays and "
+                    "cuti bersama), `ID-national` (national holidays only, for units that "
+                    f"serve on cuti bersama) or `none`, not {_kind(value)}",
                 )
             national = value != "none"
+            cuti_bersama = value != "ID-national"
         extra: list[date] = []
         if "extra_holidays" in m:
             for item in self.items(m["extra_holidays"], where, "extra_holidays"):
@@ -405,7 +420,49 @@ class _Checker:
                     extra.append(day)
                 else:
                     self.add(item, f"{where}`{item.value}` is not a date; write it like 2026-09-10")
-        return CalendarSpec(None, tz, hours, national, tuple(sorted(set(extra))))
+        return CalendarSpec(
+            None,
+            tz,
+            hours,
+            national,
+            tuple(sorted(set(extra))),
+            breaks=breaks,
+            cuti_bersama=cuti_bersama,
+            ramadan="hours" not in m,
+            zone_fixed="timezone" in m,
+        )
+
+    def breaks(
+        self, node: Node, hours: tuple[tuple[time, time] | None, ...]
+    ) -> tuple[tuple[time, time] | None, ...]:
+        where = "calendar: breaks: "
+        if not isinstance(node.value, dict):
+            self.add(node, f'{where}should map days to a break, like `mon-thu: "12:00-13:00"`')
+            return ()
+        week: list[tuple[time, time] | None] = [None] * 7
+        for key, value in cast(dict[str, Node], node.value).items():
+            pos = node.key_pos[key]
+            for d in self.day_range(key, pos, where):
+                span = self.span(value, where)
+                if span is None:
+                    continue
+                if week[d] is not None:
+                    self.add(pos, f"{where}{WEEKDAYS[d]} is given a break twice")
+                    continue
+                day = hours[d]
+                if day is None:
+                    self.add(pos, f"{where}{WEEKDAYS[d]} has no working hours to take a break from")
+                    continue
+                closes = time(23, 59, 59, 999999) if day[1] == time(0) else day[1]
+                if not (day[0] < span[0] and span[1] < closes):
+                    self.add(
+                        value,
+                        f"{where}the {WEEKDAYS[d]} break {value.value} should lie inside "
+                        f"that day's hours ({day[0]:%H:%M}-{day[1]:%H:%M})",
+                    )
+                    continue
+                week[d] = span
+        return tuple(week) if any(week) else ()
 
     def hours(self, node: Node) -> tuple[tuple[time, time] | None, ...]:
         where = "calendar: hours: "

@@ -69,7 +69,11 @@ def sop_view(sop: SOP, row: SopVersion) -> dict[str, Any]:
     """An SOP version as the API shows it to staff and the inspectorate."""
     calendar: Any = sop.calendar.name or {
         "timezone": sop.calendar.timezone,
-        "holidays": "ID" if sop.calendar.national_holidays else "none",
+        "holidays": (
+            ("ID" if sop.calendar.cuti_bersama else "ID-national")
+            if sop.calendar.national_holidays
+            else "none"
+        ),
         "extra_holidays": [d.isoformat() for d in sop.calendar.extra_holidays],
     }
     return {
