@@ -15,7 +15,21 @@ from engine.domain.validator import load_file, sop_files
 from engine.service.errors import ServiceError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """sopflow's commands: a database that goes away mid-command is a plain message too."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        from engine.service.errors import DatabaseUnavailable
+
+        try:
+            return super().invoke(ctx)
+        except DatabaseUnavailable:
+            raise click.ClickException(
+                "the database stopped answering; check that it is running and try again"
+            ) from None
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="sopflow")
 def main() -> None:
     """Run Indonesian public services by their SOPs."""
@@ -58,10 +72,23 @@ def diagram(file: Path) -> None:
 
 
 def _context():  # type: ignore[no-untyped-def]
+    """The service context on the configured database, which must be set up already."""
     from engine.service.context import Context
     from engine.settings import get_settings
 
-    return Context.from_url(get_settings().database_url)
+    url = get_settings().database_url
+    _check_ready(url)
+    return Context.from_url(url)
+
+
+def _check_ready(url: str, schema: bool = True) -> None:
+    """Stop with one plain line (exit 1) when the database cannot be used as it is."""
+    from engine.store.migrate import NotReady, check_ready
+
+    try:
+        check_ready(url, schema)
+    except NotReady as e:
+        raise click.ClickException(str(e)) from None
 
 
 @main.group()
@@ -85,6 +112,7 @@ def upgrade(service_role: str | None) -> None:
 
     settings = get_settings()
     url = settings.database_url
+    _check_ready(url, schema=False)
     engine = make_engine(url)
     try:
         run_upgrade(engine)
@@ -182,6 +210,7 @@ def serve(host: str, port: int, workers: int) -> None:
     from sopflow.server import run, stop_child, worker_beside
 
     settings = get_settings()
+    _check_ready(settings.database_url, schema=False)
     run_upgrade(make_engine(settings.database_url))
     click.echo(f"sopflow on http://{host}:{port} (docs: /docs) — {_shown(settings.database_url)}")
     if settings.embedded_broker:
@@ -203,7 +232,10 @@ def serve(host: str, port: int, workers: int) -> None:
 def worker(beat: bool, loglevel: str) -> None:
     """Run the Celery worker (and its scheduler) that fires SLA timers and sends webhooks."""
     from engine.logs import configure_logging
-    from worker.tasks import celery_app
+    from engine.settings import get_settings
+
+    _check_ready(get_settings().database_url)
+    from worker.tasks import celery_app  # after the check: importing it reads the settings
 
     configure_logging(loglevel)
     # --quiet: no banner on standard output; what the worker says goes to the JSON log
