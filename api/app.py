@@ -11,7 +11,7 @@ from flask_openapi3 import Info, OpenAPI
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from api import audit, cases, notifications, public, reports, security, sops
+from api import audit, cases, checkpoints, notifications, public, reports, security, sops
 from api.http import JSONProvider, ctx, problem
 from api.observe import instrument
 from api.schemas import Health, Problem
@@ -51,6 +51,8 @@ def create_app(settings: Settings | None = None, context: Context | None = None)
 
     for bp in (sops.bp, cases.bp, audit.bp, reports.bp, notifications.bp, public.bp):
         app.register_api(bp)
+    app.register_api(checkpoints.public)
+    app.register_api(checkpoints.audit)
     instrument(app)
     security.install(app, settings)  # before who_is_asking: a guesser is refused unread
 

@@ -7,7 +7,7 @@ from flask_openapi3 import APIBlueprint, Tag
 
 from api.http import ctx, principal
 from api.schemas import EventOut, EventQuery, ExportQuery, Page, Problem, Verification
-from engine.service import exports, queries
+from engine.service import checkpoints, exports, moments, queries
 
 XES = "application/xml"
 
@@ -23,8 +23,9 @@ bp = APIBlueprint(
 
 def filters(query: EventQuery | ExportQuery) -> queries.EventFilter:
     """The trail filters of a query string."""
+    since, until = moments.instants(ctx(), principal(), query.since, query.until)
     return queries.EventFilter(
-        query.opd, query.sop, query.case, query.actor, query.type, query.since, query.until
+        query.opd, query.sop, query.case, query.actor, query.type, since, until
     )
 
 
@@ -37,11 +38,12 @@ def events(query: EventQuery) -> Response:
 
 @bp.get(
     "/verify",
-    summary="Recompute the hash chain; names the first event that breaks it",
+    summary="Recompute the hash chain and check it against the latest signed checkpoint; "
+    "names the first event that breaks it",
     responses={200: Verification},
 )
 def verify() -> Response:
-    return jsonify(queries.verify_trail(ctx(), principal()))
+    return jsonify(checkpoints.verify_trail(ctx(), principal()))
 
 
 @bp.get(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StrictInt
@@ -19,6 +19,16 @@ def _utc(value: datetime) -> datetime:
 
 # An instant in a query: it must carry its offset, and it is read as UTC.
 Instant = Annotated[AwareDatetime, AfterValidator(_utc)]
+# A moment a reader names: an instant with its offset, or a plain date (a whole day in the
+# office's time zone; the service layer turns it into instants)
+Moment = Annotated[
+    Instant | date,
+    Field(
+        description="an instant with its offset (`2026-03-02T08:00:00+07:00`, "
+        "`2026-03-02T01:00:00Z`) or a plain date (`2026-03-02`): that whole day in the "
+        "office's time zone (Asia/Jakarta for the inspectorate); `until` includes the day"
+    ),
+]
 Slug = Field(max_length=64)
 
 
@@ -132,6 +142,36 @@ class PaymentCreate(BaseModel):
     amount: StrictInt = Field(gt=0, le=10**13, description="integer rupiah")
     method: Literal["cash", "transfer", "qris"]
     receipt: str | None = Field(None, max_length=200)
+    charge: str | None = Field(
+        None, max_length=64, description="the id of a declared charge this pays, if any"
+    )
+
+
+class BillCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    amount: StrictInt = Field(ge=0, le=10**13, description="integer rupiah; 0 needs `waiver`")
+    reference: str = Field(min_length=1, max_length=100, description="the SKRD's number")
+    basis: str = Field(min_length=1, max_length=500, description="the regulation it applies")
+    waiver: str | None = Field(
+        None, max_length=500, description="with amount 0: the ground for the waiver"
+    )
+
+
+class BillOut(BaseModel):
+    """A bill (SKRD) for a levy on a case."""
+
+    amount: int
+    reference: str
+    basis: str
+    waiver: str | None
+    billed_at: datetime
+    billed_by: str
+
+
+class BlockedTransition(BaseModel):
+    name: str
+    guard: str
+    message: str
 
 
 class CaseQuery(BaseModel):
@@ -164,6 +204,9 @@ class CaseOut(BaseModel):
     flags: list[str]
     received: list[str]
     allowed_transitions: list[str]
+    blocked_transitions: list[BlockedTransition]
+    bill: BillOut | None
+    deemed_approved_at: datetime | None
     version: int
     created_at: datetime
     closed_at: datetime | None
@@ -178,6 +221,7 @@ class PaymentOut(BaseModel):
     fee_mismatch: bool
     method: str
     receipt: str | None
+    charge: str | None
     recorded_at: datetime
     recorded_by: str
 
@@ -195,8 +239,8 @@ class EventQuery(BaseModel):
     case: str | None = Field(None, max_length=64)
     actor: str | None = Field(None, max_length=200)
     type: str | None = Field(None, max_length=40)
-    since: Instant | None = None
-    until: Instant | None = None
+    since: Moment | None = None
+    until: Moment | None = None
     limit: int = Field(50, ge=1, le=500)
     cursor: str | None = Field(None, max_length=100)
 
@@ -208,8 +252,8 @@ class ExportQuery(BaseModel):
     case: str | None = Field(None, max_length=64)
     actor: str | None = Field(None, max_length=200)
     type: str | None = Field(None, max_length=40)
-    since: Instant | None = None
-    until: Instant | None = None
+    since: Moment | None = None
+    until: Moment | None = None
 
 
 class EventOut(BaseModel):
@@ -236,6 +280,10 @@ class Verification(BaseModel):
     checked: int
     first_bad_seq: int | None
     last_hash: str = Field(description="the chain's head: keep it to anchor later checks")
+    reason: str | None = None
+    checkpoint: dict[str, Any] | None = Field(
+        None, description="the latest signed checkpoint checked against: size and root"
+    )
 
 
 class NotificationOut(BaseModel):
@@ -344,3 +392,4 @@ class Tracking(BaseModel):
     received_at: datetime
     expected_by: datetime | None
     closed_at: datetime | None
+    deemed_approved_at: datetime | None

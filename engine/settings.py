@@ -49,6 +49,26 @@ class Settings(BaseSettings):
         Path(".sopflow"),
         description="where the embedded broker and the scheduler keep their files",
     )
+    log_origin: str = Field(
+        "sopflow.local/trail",
+        pattern=r"^[^\s+]+$",
+        description="the origin line of the trail's signed checkpoints: a schema-less URL "
+        "naming this deployment's trail, e.g. `layanan.example.go.id/trail`",
+    )
+    checkpoint_key_file: Path | None = Field(
+        None,
+        description="the Ed25519 key that signs the trail's checkpoints (`sopflow audit "
+        "keygen` makes one); none = `keys/checkpoint.key` in the data folder, made on first "
+        "use",
+    )
+    checkpoint_interval: float = Field(
+        5.0, gt=0, description="seconds between checkpoints of the trail while events arrive"
+    )
+    witness_keys: list[str] = Field(
+        default_factory=list,
+        description="verifier keys of the witnesses whose cosignatures are accepted (a JSON "
+        "list); empty = any cosignature that verifies by the key sent with it",
+    )
 
     @property
     def embedded_broker(self) -> bool:

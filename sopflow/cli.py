@@ -145,16 +145,30 @@ def user() -> None:
 @click.option("--roles", default="", help="comma-separated role ids, e.g. loket,kasi")
 @click.option("--admin", is_flag=True, help="may publish SOPs and read the OPD's trail")
 @click.option("--inspector", is_flag=True, help="reads every OPD; changes nothing")
-def user_add(name: str, opd: str | None, roles: str, admin: bool, inspector: bool) -> None:
+@click.option(
+    "--calendar-admin",
+    is_flag=True,
+    help="keeps the calendar register (with --opd: that office's own days only)",
+)
+def user_add(
+    name: str, opd: str | None, roles: str, admin: bool, inspector: bool, calendar_admin: bool
+) -> None:
     """Create a user and print its token (on the last line; it is shown only once)."""
     from engine.service.users import add_user
 
     role_list = tuple(r.strip() for r in roles.split(",") if r.strip())
     try:
-        who, token = add_user(_context(), name, opd, role_list, admin, inspector)
+        who, token = add_user(
+            _context(), name, opd, role_list, admin, inspector, calendar_admin=calendar_admin
+        )
     except ServiceError as e:
         _fail(e)
-    kind = "inspector" if who.inspector else "admin" if who.admin else "staff"
+    kind = (
+        "inspector" if who.inspector
+        else "calendar administrator" if who.calendar_admin
+        else "admin" if who.admin
+        else "staff"
+    )  # fmt: skip
     where = f" of {who.opd}" if who.opd else ""
     click.echo(f"created {kind} `{who.name}`{where}; roles: {', '.join(sorted(who.roles)) or '-'}")
     click.echo(token)
@@ -322,3 +336,13 @@ def _fail(error: ServiceError) -> None:
     for item in error.errors:
         click.echo(f"  {item.get('field', '')}: {item.get('message', '')}", err=True)
     sys.exit(1)
+
+
+def _add_trail_commands() -> None:
+    from sopflow.trail import audit, witness
+
+    main.add_command(audit)
+    main.add_command(witness)
+
+
+_add_trail_commands()

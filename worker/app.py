@@ -54,6 +54,12 @@ def make_celery(settings: Settings | None = None) -> Celery:
                 # a sweep that waited longer than two intervals is stale: a newer one comes
                 "options": {"expires": max(2 * interval, 1.0)},
             },
+            # the trail's tree is extended and a checkpoint signed outside any request
+            "checkpoint-trail": {
+                "task": "sopflow.checkpoint",
+                "schedule": settings.checkpoint_interval,
+                "options": {"expires": max(2 * settings.checkpoint_interval, 1.0)},
+            },
             "deliver-webhooks": {
                 "task": "sopflow.deliver_webhooks",
                 "schedule": 10.0,

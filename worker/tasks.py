@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from functools import lru_cache
 
-from engine.service import notifications, timers
+from engine.service import checkpoints, notifications, timers
 from engine.service.context import Context
 from engine.settings import get_settings
 from worker.app import celery_app
@@ -35,3 +35,9 @@ def deliver_webhooks() -> int:
     """Post due webhook deliveries (failures are retried by later runs)."""
     allow_private = get_settings().allow_private_webhooks
     return notifications.deliver_webhooks(context(), allow_private=allow_private)
+
+
+@celery_app.task(name="sopflow.checkpoint")
+def checkpoint() -> int:
+    """Add new events to the trail's Merkle tree and sign a checkpoint of it."""
+    return checkpoints.checkpoint(context(), get_settings())

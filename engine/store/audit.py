@@ -72,6 +72,7 @@ class Verification:
 
 _COLUMNS = ("seq", "at", "type", "opd", "sop", "case_id", "actor", "from_step", "to_step",
             "data", "prev_hash", "hash")  # fmt: skip
+COLUMNS = _COLUMNS  # what a raw reader of the trail selects, in this order
 _TEXT = ("type", "opd", "sop", "case_id", "actor", "from_step", "to_step", "prev_hash", "hash")
 _REQUIRED = ("type", "prev_hash", "hash")
 

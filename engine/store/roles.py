@@ -13,6 +13,8 @@ import re
 from sqlalchemy import Engine, inspect, text
 
 TRAIL = "audit_event"
+# the trail's Merkle tree and its signed checkpoints are append-only as well
+APPEND_ONLY = (TRAIL, "merkle_node", "checkpoint")
 # only this much is ever done with a role's name in SQL: checked, then quoted
 _ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -54,7 +56,7 @@ def grant_service_role(engine: Engine, role: str, password: str | None = None) -
         tables = inspect(connection).get_table_names(schema="public")
         for table in tables:
             connection.execute(text(f'REVOKE ALL ON TABLE "{table}" FROM {quoted}'))
-            if table == TRAIL:
+            if table in APPEND_ONLY:
                 rights = "SELECT, INSERT"
             elif table == "alembic_version":
                 rights = "SELECT"
@@ -66,6 +68,6 @@ def grant_service_role(engine: Engine, role: str, password: str | None = None) -
         )
         done.append(
             f"granted {role} SELECT, INSERT, UPDATE, DELETE on the working tables and "
-            f"only SELECT, INSERT on {TRAIL}"
+            f"only SELECT, INSERT on {', '.join(APPEND_ONLY)}"
         )
     return done

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -10,6 +10,8 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Index,
+    LargeBinary,
+    SmallInteger,
     Text,
     TextClause,
     UniqueConstraint,
@@ -81,6 +83,8 @@ class User(SQLModel, table=True):
     roles: list[str] = json_list()
     admin: bool = False
     inspector: bool = False
+    # keeps the deployment's calendar register (holidays, cuti bersama, Ramadan, zones)
+    calendar_admin: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
     token_hash: str = Field(unique=True, max_length=64)
     created_at: datetime = instant()
 
@@ -139,8 +143,18 @@ class Case(SQLModel, table=True):
     # due instant it had then (it moves later by the working time spent waiting)
     paused_since: datetime | None = instant(nullable=True)
     service_due_frozen: datetime | None = instant(nullable=True)
+    # a due instant falls in a year whose holidays or Ramadan are not yet decreed
+    deadline_estimated: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
     # working seconds spent waiting on the citizen, in all
     paused_seconds: float = Field(default=0.0, sa_column_kwargs={"server_default": "0"})
+    # paid towards the fee or the levy's bill (payments naming a charge are not counted)
+    fee_paid: int = Field(default=0, sa_type=BigInteger, sa_column_kwargs={"server_default": "0"})
+    # a levy's current bill (the SKRD) as the API shows it; every bill is a `bill` row
+    bill: dict[str, Any] | None = Field(default=None, sa_type=JSON, nullable=True)
+    # the legal moment the application was deemed granted (fiktif positif), and the
+    # deadline to issue the decision after it
+    deemed_approved_at: datetime | None = instant(nullable=True)
+    decision_due_at: datetime | None = instant(nullable=True)
 
     @declared_attr  # type: ignore[misc]
     def __mapper_args__(cls) -> dict[str, Any]:  # noqa: N805
@@ -211,6 +225,21 @@ class Payment(SQLModel, table=True):
     fee_mismatch: bool = False
     recorded_at: datetime = instant()
     recorded_by: str
+    charge: str | None = Field(default=None, max_length=64)  # a declared charge it pays
+
+
+class Bill(SQLModel, table=True):
+    """A bill (SKRD) for a levy on a case; the latest supersedes the earlier ones."""
+
+    __tablename__ = "bill"
+    id: int | None = Field(default=None, primary_key=True)
+    case_pk: int = Field(foreign_key="sop_case.pk", index=True)
+    amount: int = Field(sa_type=BigInteger)
+    reference: str = Field(max_length=100)
+    basis: str = Field(max_length=500)
+    waiver: str | None = Field(default=None, max_length=500)
+    billed_at: datetime = instant()
+    billed_by: str = Field(max_length=200)
 
 
 class AuditEvent(SQLModel, table=True):
@@ -325,3 +354,65 @@ class IdempotencyKey(SQLModel, table=True):
     status: int | None = None
     body: str | None = Field(default=None, sa_type=Text)
     headers: dict[str, str] = json_map()
+
+
+class MerkleNode(SQLModel, table=True):
+    """A perfect subtree of the trail's Merkle tree (engine.domain.merkle); level 0: a leaf.
+
+    The leaf at `idx` is the event with `seq = idx + 1`; appended by the checkpoint service,
+    never changed.
+    """
+
+    __tablename__ = "merkle_node"
+    level: int = Field(sa_column=Column(SmallInteger, primary_key=True, autoincrement=False))
+    idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+
+
+class Checkpoint(SQLModel, table=True):
+    """A signed checkpoint of the trail's tree: its size, root and signed note."""
+
+    __tablename__ = "checkpoint"
+    size: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    root: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+    note: str = Field(sa_type=Text)
+    created_at: datetime = instant()
+
+
+class Cosignature(SQLModel, table=True):
+    """A witness's cosignature line of a checkpoint, served with it."""
+
+    __tablename__ = "cosignature"
+    __table_args__ = (UniqueConstraint("size", "witness"),)
+    id: int | None = Field(default=None, primary_key=True)
+    size: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+    witness: str = Field(max_length=200)
+    line: str = Field(sa_type=Text)
+    created_at: datetime = instant()
+
+
+class CalendarEntry(SQLModel, table=True):
+    """A decree in the deployment's calendar register: days off, days made working again,
+    or the dates of a year's Ramadan; national, or one office's own (`opd`)."""
+
+    __tablename__ = "calendar_entry"
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=16)  # off | on | ramadan
+    first: date = Field(index=True)
+    last: date
+    opd: str | None = Field(default=None, foreign_key="opd.id", index=True)
+    reason: str = Field(max_length=500)
+    cuti_bersama: bool = False
+    estimated: bool = False
+    created_at: datetime = instant()
+    created_by: str = Field(max_length=200)
+
+
+class CalendarZone(SQLModel, table=True):
+    """An office's default time zone, which its SOPs' `id-working` runs in."""
+
+    __tablename__ = "calendar_zone"
+    opd: str = Field(primary_key=True, foreign_key="opd.id", max_length=64)
+    timezone: str = Field(max_length=64)
+    set_at: datetime = instant()
+    set_by: str = Field(max_length=200)

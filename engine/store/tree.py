@@ -1,0 +1,238 @@
+"""The trail's Merkle tree in the database: perfect subtrees, checkpoints, cosignatures.
+
+Every root and proof reads only the few perfect subtrees `engine.domain.merkle.plan` names,
+in one query. The tree is extended outside requests, by the checkpoint service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, text, tuple_
+from sqlmodel import Session
+
+from engine.domain import merkle
+from engine.store import audit
+from engine.store.tables import AuditEvent, Checkpoint, Cosignature, MerkleNode
+
+# names the lock that lets one checkpoint run at a time on PostgreSQL
+CHECKPOINT_LOCK_KEY = 0x50F10A0D18
+
+
+def lock(session: Session) -> None:
+    """Let one extension of the tree run at a time (SQLite: writers are serialised)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHECKPOINT_LOCK_KEY})
+
+
+def leaf_data(event_hash: object) -> bytes:
+    """What a leaf holds: the event's chain hash as its 32 bytes (a garbled one: its text)."""
+    text_value = event_hash if isinstance(event_hash, str) else str(event_hash)
+    try:
+        raw = bytes.fromhex(text_value)
+    except ValueError:
+        return text_value.encode()
+    return raw if len(raw) == 32 else text_value.encode()
+
+
+def event_leaf(event_hash: object) -> bytes:
+    """The leaf hash of an event with this chain hash."""
+    return merkle.leaf_hash(leaf_data(event_hash))
+
+
+def tree_size(session: Session) -> int:
+    """How many leaves the stored tree holds."""
+    last = session.execute(
+        select(func.max(MerkleNode.idx)).where(MerkleNode.level == 0)  # type: ignore[arg-type]
+    ).scalar()
+    return 0 if last is None else int(last) + 1
+
+
+def nodes(session: Session, wanted: list[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    """The stored hashes of these perfect subtrees, in one query."""
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(MerkleNode.level, MerkleNode.idx, MerkleNode.hash).where(
+            tuple_(MerkleNode.level, MerkleNode.idx).in_(sorted(set(wanted)))  # type: ignore[arg-type]
+        )
+    ).all()
+    return {(level, idx): bytes(digest) for level, idx, digest in rows}
+
+
+def compute(session: Session, make: Callable[[merkle.Subtree], Any]) -> Any:
+    """Run a root or proof computation on the stored tree, reading what it needs at once."""
+    found = nodes(session, merkle.plan(make))
+
+    def subtree(level: int, index: int) -> bytes:
+        try:
+            return found[(level, index)]
+        except KeyError:
+            raise merkle.ProofError(
+                f"the stored tree lacks its subtree at level {level}, index {index}"
+            ) from None
+
+    return make(subtree)
+
+
+def root(session: Session, size: int) -> bytes:
+    """The stored tree's root at `size` leaves."""
+    digest: bytes = compute(session, lambda s: merkle.root(s, size))
+    return digest
+
+
+def extend(session: Session, limit: int) -> tuple[int, int]:
+    """Add the events after the tree's size (at most `limit`) to it; returns old, new size.
+
+    Call it under `lock`. Stops at a missing seq: the tree never skips an event.
+    """
+    size = tree_size(session)
+    rows = session.execute(
+        select(AuditEvent.seq, AuditEvent.hash)
+        .where(AuditEvent.seq > size)  # type: ignore[operator]
+        .order_by(AuditEvent.seq)  # type: ignore[arg-type]
+        .limit(limit)
+    ).all()
+    leaves = []
+    for seq, digest in rows:
+        if seq != size + len(leaves) + 1:
+            break
+        leaves.append(event_leaf(digest))
+    if not leaves:
+        return size, size
+    wanted = merkle.frontier_ranges(size)
+    found = nodes(session, wanted)
+    frontier = [found[r] for r in wanted]
+    added = merkle.extend(size, frontier, leaves)
+    for start in range(0, len(added), 5000):
+        session.execute(
+            insert(MerkleNode),
+            [{"level": lv, "idx": ix, "hash": h} for lv, ix, h in added[start : start + 5000]],
+        )
+    return size, size + len(leaves)
+
+
+def latest_checkpoint(session: Session) -> Checkpoint | None:
+    """The newest stored checkpoint."""
+    return session.execute(
+        select(Checkpoint).order_by(Checkpoint.size.desc()).limit(1)  # type: ignore[attr-defined]
+    ).scalar_one_or_none()
+
+
+def checkpoint_at(session: Session, size: int) -> Checkpoint | None:
+    """The stored checkpoint of this size, if any."""
+    return session.get(Checkpoint, size)
+
+
+def add_checkpoint(session: Session, size: int, digest: bytes, note: str, at: datetime) -> None:
+    """Store a signed checkpoint."""
+    session.execute(
+        insert(Checkpoint), [{"size": size, "root": digest, "note": note, "created_at": at}]
+    )
+
+
+def cosignatures(session: Session, size: int) -> list[str]:
+    """The cosignature lines stored for the checkpoint of this size, oldest first."""
+    return list(
+        session.execute(
+            select(Cosignature.line).where(Cosignature.size == size).order_by(Cosignature.id)  # type: ignore[arg-type]
+        ).scalars()
+    )
+
+
+def add_cosignature(session: Session, size: int, witness: str, line: str, at: datetime) -> bool:
+    """Store a witness's cosignature line; False when that witness already cosigned it."""
+    exists = session.execute(
+        select(Cosignature.id).where(Cosignature.size == size, Cosignature.witness == witness)
+    ).first()
+    if exists is not None:
+        return False
+    session.execute(
+        insert(Cosignature),
+        [{"size": size, "witness": witness, "line": line, "created_at": at}],
+    )
+    return True
+
+
+def stored_leaves(session: Session, start: int, end: int) -> Iterator[bytes]:
+    """The stored leaf hashes of `[start, end)`, in order."""
+    result = session.execute(
+        select(MerkleNode.hash)
+        .where(MerkleNode.level == 0, MerkleNode.idx >= start, MerkleNode.idx < end)  # type: ignore[arg-type,operator]
+        .order_by(MerkleNode.idx)  # type: ignore[arg-type]
+        .execution_options(yield_per=5000)
+    ).scalars()
+    try:
+        for digest in result:
+            yield bytes(digest)
+    finally:
+        result.close()
+
+
+def verify_against(session: Session, size: int, expected_root: bytes) -> audit.Verification:
+    """Recompute the chain and the tree's root at `size`, and compare it with a checkpoint's.
+
+    The whole chain is checked as `audit.verify` does; the first `size` events must also
+    hash to `expected_root`. When they do not, the first event whose hash differs from the
+    leaf the stored tree holds is named; when the stored tree was rebuilt to match a
+    rewritten trail, no event can be named from one root alone, and the reason says so.
+    """
+    frontier = merkle.Frontier()
+
+    def tapped(rows: Iterator[Any]) -> Iterator[Any]:
+        for row in rows:
+            if frontier.size < size:
+                frontier.append(event_leaf(row["hash"]))
+            yield row
+
+    names = ", ".join("CAST(data AS TEXT) AS data" if c == "data" else c for c in audit.COLUMNS)
+    statement = text(f"SELECT {names} FROM audit_event ORDER BY seq")
+    result = session.execute(statement.execution_options(yield_per=5000))
+    try:
+        chain = audit.verify_rows(tapped(iter(result.mappings())))
+    finally:
+        result.close()
+    if not chain.ok and chain.first_bad_seq is not None and chain.first_bad_seq <= size:
+        return chain
+    if frontier.size < size:
+        missing = frontier.size + 1
+        reason = (
+            f"event {missing} is missing: the checkpoint of size {size} covers {size} events, "
+            f"the trail holds {frontier.size}"
+        )
+        return audit.Verification(False, chain.checked, missing, chain.last_hash, reason)
+    if frontier.root() == expected_root:
+        return chain
+    tree_intact = tree_size(session) >= size and root(session, size) == expected_root
+    seq = _first_differing(session, size)
+    if seq is None:
+        reason = (
+            f"the first {size} events do not hash to the root of the checkpoint of size "
+            f"{size}, and the stored tree was rebuilt to match them: an event at or before "
+            f"{size} was rewritten; an older checkpoint narrows down which"
+        )
+        return audit.Verification(False, chain.checked, None, chain.last_hash, reason)
+    reason = f"event {seq} differs from the trail the checkpoint of size {size} signed"
+    if not tree_intact:
+        reason += " (the stored tree was rewritten as well)"
+    return audit.Verification(False, chain.checked, seq, chain.last_hash, reason)
+
+
+def _first_differing(session: Session, size: int) -> int | None:
+    """The seq of the first event up to `size` whose leaf is not the stored tree's leaf."""
+    events = session.execute(
+        select(AuditEvent.hash)
+        .where(AuditEvent.seq <= size)  # type: ignore[operator]
+        .order_by(AuditEvent.seq)  # type: ignore[arg-type]
+        .execution_options(yield_per=5000)
+    ).scalars()
+    try:
+        stored = stored_leaves(session, 0, size)
+        for index, digest in enumerate(events):
+            if next(stored, None) != event_leaf(digest):
+                return index + 1
+    finally:
+        events.close()
+    return None
