@@ -254,3 +254,11 @@ def test_any_altered_consistency_proof_fails(case: tuple[int, int], data: st.Dat
     ]
     for attempt in attempts:
         assert not merkle.verify_consistency(*attempt), attempt[:2]
+
+
+def test_a_frontier_gives_every_prefix_root() -> None:
+    frontier = merkle.Frontier()
+    assert frontier.root().hex() == EMPTY
+    for leaf, expected in zip(LEAVES, ROOTS, strict=True):
+        frontier.append(merkle.leaf_hash(leaf))
+        assert frontier.root().hex() == expected

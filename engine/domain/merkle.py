@@ -251,3 +251,29 @@ class MemoryTree:
     def root(self, size: int | None = None) -> bytes:
         """The root at `size` leaves (all of them by default)."""
         return root(self.subtree, self.size if size is None else size)
+
+
+class Frontier:
+    """The root of a growing tree in logarithmic memory: its perfect subtrees' hashes only."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.stack: list[bytes] = []
+
+    def append(self, hashed_leaf: bytes) -> None:
+        """Add a leaf by its leaf hash."""
+        index, current = self.size, hashed_leaf
+        while index & 1:
+            current = node_hash(self.stack.pop(), current)
+            index >>= 1
+        self.stack.append(current)
+        self.size += 1
+
+    def root(self) -> bytes:
+        """The root of the leaves added so far."""
+        if not self.stack:
+            return EMPTY_ROOT
+        result = self.stack[-1]
+        for left in reversed(self.stack[:-1]):
+            result = node_hash(left, result)
+        return result
