@@ -165,6 +165,10 @@ def inclusion(
     """The inclusion proof of event `seq` under the checkpoint of `size` (the latest)."""
     may_read_trail(ctx, principal, "audit trail")
     latest = _latest(ctx, settings)
+    if size is None and seq > latest.size:
+        # an event newer than the latest checkpoint: sign one now rather than refuse
+        checkpoint(ctx, settings)
+        latest = _latest(ctx, settings)
     size = latest.size if size is None else size
     _size(size, "size", latest.size)
     if not 1 <= seq <= size:

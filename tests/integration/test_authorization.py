@@ -101,6 +101,8 @@ MATRIX = [
     probe("GET",  "/api/v1/audit/events",              403,  403,  SEE,  403,  HIDE, SEE,
           query={"case": "{id}"}),
     probe("GET",  "/api/v1/audit/verify",              403,  403,  200,  403,  200,  200),
+    # the inclusion proof of the case's first event (of A)
+    probe("GET",  "/api/v1/audit/events/{seq}/inclusion", 403, 403, 200, 403,  403,  200),
     probe("GET",  "/api/v1/audit/export",              403,  403,  200,  403,  200,  200),
     probe("GET",  "/api/v1/audit/export",              403,  403,  200,  403,  403,  200,
           query={"opd": "{opd}", "format": "csv"}),
@@ -174,7 +176,13 @@ class World:
         return cls(server, a, b, callers, inspector, case)
 
     def fill(self, template: str, case_id: str) -> str:
-        return template.format(sop=self.a.sop, opd=self.a.opd, n=1, id=case_id)
+        seq = self.first_seq(case_id) if "{seq}" in template else 0
+        return template.format(sop=self.a.sop, opd=self.a.opd, n=1, id=case_id, seq=seq)
+
+    def first_seq(self, case_id: str) -> int:
+        """The seq of a case's first event, as the inspectorate reads it."""
+        events = self.inspector.get("/api/v1/audit/events", params={"case": case_id}).json()
+        return int(events["items"][0]["seq"])
 
     def body(self, probe: Probe) -> dict[str, Any]:
         """The keyword arguments that carry the write's body."""
