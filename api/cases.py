@@ -8,6 +8,8 @@ from flask_openapi3 import APIBlueprint, Tag
 from api import idempotency
 from api.http import ctx, if_match, principal, with_etag
 from api.schemas import (
+    BillCreate,
+    BillOut,
     CaseCreate,
     CaseOut,
     CasePath,
@@ -94,11 +96,26 @@ def receive(path: CasePath, body: DocumentsReceived) -> Response:
 )
 def pay(path: CasePath, body: PaymentCreate) -> Response:
     payment = cases.record_payment(
-        ctx(), principal(), path.id, body.amount, body.method, body.receipt
+        ctx(), principal(), path.id, body.amount, body.method, body.receipt, body.charge
     )
     response = jsonify(payment)
     response.status_code = 201
     response.headers["Location"] = f"/api/v1/cases/{path.id}/payments"
+    return response
+
+
+@bp.post(
+    "/<id>/bills",
+    summary="Bill a levy (the SKRD); a new bill supersedes the last",
+    responses={201: BillOut, 404: Problem, 409: Problem},
+)
+def bill(path: CasePath, body: BillCreate) -> Response:
+    issued = cases.issue_bill(
+        ctx(), principal(), path.id, body.amount, body.reference, body.basis, body.waiver
+    )
+    response = jsonify(issued)
+    response.status_code = 201
+    response.headers["Location"] = f"/api/v1/cases/{path.id}"
     return response
 
 

@@ -86,10 +86,15 @@ def test_transitions_from_lists_names_in_file_order(sm: SopMachine) -> None:
     assert sm.transitions_from("selesai") == []
 
 
-def test_allowed_lists_transitions_even_when_documents_and_comments_are_missing(
-    sm: SopMachine,
-) -> None:
-    assert sm.allowed(CaseFacts("pendaftaran"), LOKET) == ["terima", "kembalikan"]
+def test_allowed_leaves_out_what_a_guard_blocks_and_blocked_says_why(sm: SopMachine) -> None:
+    # a missing comment blocks nothing: it comes with the firing
+    assert sm.allowed(CaseFacts("pendaftaran"), LOKET) == ["kembalikan"]
+    blocked = sm.blocked(CaseFacts("pendaftaran"), LOKET)
+    assert [(b.name, b.guard) for b in blocked] == [("terima", "requires")]
+    assert "must be marked received" in blocked[0].message
+    ready = CaseFacts("pendaftaran", received=frozenset({"kk"}))
+    assert sm.allowed(ready, LOKET) == ["terima", "kembalikan"]
+    assert sm.blocked(ready, LOKET) == []
 
 
 def test_allowed_is_empty_for_an_actor_without_the_role(sm: SopMachine) -> None:

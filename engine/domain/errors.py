@@ -56,6 +56,14 @@ class RoleRefused(EngineError):
         )
 
 
+class DeemedApproved(EngineError):
+    """The application is deemed granted by law; it can no longer be rejected (HTTP 409)."""
+
+    def __init__(self, name: str, message: str) -> None:
+        self.name = name
+        super().__init__(message)
+
+
 @dataclass(frozen=True)
 class GuardFailure:
     """One guard that refused a transition, and what would satisfy it."""

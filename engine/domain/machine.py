@@ -17,7 +17,13 @@ from typing import Any
 
 from transitions import Machine
 
-from engine.domain.errors import GuardFailed, GuardFailure, RoleRefused, TransitionRefused
+from engine.domain.errors import (
+    DeemedApproved,
+    GuardFailed,
+    GuardFailure,
+    RoleRefused,
+    TransitionRefused,
+)
 from engine.domain.model import SOP, Outcome, Transition
 
 # `transitions` claims this attribute on every model and refuses a trigger of the same name.
@@ -44,6 +50,24 @@ class CaseFacts:
     fired_by: Mapping[str, frozenset[str]] = field(default_factory=dict)
     # roles that may act on the case because it was escalated to them
     extra_roles: frozenset[str] = frozenset()
+    # a levy's current bill in rupiah (None: none issued yet)
+    bill: int | None = None
+    # the applicant's field values: which requirements apply (`when`)
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    # the application is deemed granted (fiktif positif): no rejection may follow
+    deemed_approved: bool = False
+
+
+DEEMED_BASIS = "UU 30/2014 Pasal 53 (fiktif positif)"
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """A transition the actor's role allows that a guard blocks now."""
+
+    name: str
+    guard: str
+    message: str
 
 
 @dataclass(frozen=True)
@@ -134,13 +158,47 @@ class SopMachine:
         roles = [role] if role is not None else []
         return roles + sorted(facts.extra_roles - set(roles))
 
-    def allowed(self, facts: CaseFacts, actor: Actor) -> list[str]:
-        """Names the actor may fire now by role; guards never hide a transition."""
+    def permitted(self, facts: CaseFacts, actor: Actor) -> list[str]:
+        """Names the actor's roles allow from the case's step, whatever the guards say."""
         return [
             name
             for name in self.transitions_from(facts.step)
             if actor.roles.intersection(self.roles_for(facts, name))
         ]
+
+    def allowed(self, facts: CaseFacts, actor: Actor) -> list[str]:
+        """Names the actor may fire now: allowed by role and blocked by no guard.
+
+        A missing comment blocks nothing here: the caller gives it with the firing.
+        """
+        blocked = {b.name for b in self.blocked(facts, actor)}
+        return [n for n in self.permitted(facts, actor) if n not in blocked]
+
+    def blocked(self, facts: CaseFacts, actor: Actor) -> list[Blocked]:
+        """Each guard that blocks a transition the actor's role allows, with what it needs."""
+        out = []
+        for name in self.permitted(facts, actor):
+            t = self._transition(facts, name)
+            refusal = self.deemed_refusal(t, facts)
+            if refusal is not None:
+                out.append(Blocked(name, "deemed_approval", refusal))
+            out += [
+                Blocked(name, f.guard, f.message)
+                for f in self._failures(t, facts, actor, None)
+                if f.guard != "comment"
+            ]
+        return out
+
+    def deemed_refusal(self, t: Transition, facts: CaseFacts) -> str | None:
+        """Why `t` may not be fired on a case deemed granted, or None when it may."""
+        dest = self._steps[t.dest]
+        if facts.deemed_approved and dest.final and dest.outcome == "rejected":
+            return (
+                f"the application is deemed granted by law ({DEEMED_BASIS}): its service "
+                f"time ran out undecided, so `{t.name}` can no longer reject it; "
+                "issue the decision instead"
+            )
+        return None
 
     def check(
         self, facts: CaseFacts, actor: Actor, name: str, comment: str | None = None
@@ -150,10 +208,13 @@ class SopMachine:
 
     def fire(self, facts: CaseFacts, actor: Actor, name: str, comment: str | None = None) -> Fired:
         """Move the case along `name`, or raise TransitionRefused, RoleRefused or GuardFailed."""
-        self._transition(facts, name)  # raises TransitionRefused first
+        t = self._transition(facts, name)  # raises TransitionRefused first
         roles = self.roles_for(facts, name)
         if not actor.roles.intersection(roles):
             raise RoleRefused(name, roles)
+        refusal = self.deemed_refusal(t, facts)
+        if refusal is not None:
+            raise DeemedApproved(name, refusal)
         case = _CaseModel(facts.step)
         attempt = _Attempt(facts, actor, comment)
         with self._lock:
@@ -183,6 +244,9 @@ class SopMachine:
         # The fixed allow-list of guards: nothing in the SOP file can add another.
         failures: list[GuardFailure] = []
         for req in t.requires:
+            spec = self.sop.requirement(req)
+            if spec is not None and not spec.applies(facts.fields):
+                continue  # not asked of this kind of application
             if req not in facts.received:
                 label = f" ({self._documents[req]})" if req in self._documents else ""
                 failures.append(
@@ -202,12 +266,17 @@ class SopMachine:
                     )
                 )
         if t.requires_payment and not facts.paid:
-            failures.append(
-                GuardFailure(
-                    "payment",
-                    f"the official fee of {rupiah(self.sop.fee.amount)} must be recorded first",
+            if not self.sop.fee.levy:
+                fee = rupiah(self.sop.fee.amount)
+                message = f"the official fee of {fee} must be recorded first"
+            elif facts.bill is None:
+                message = (
+                    f"no bill (SKRD) has been issued yet: role `{self.sop.fee.billed_by}` bills "
+                    "the levy, then it must be paid in full"
                 )
-            )
+            else:
+                message = f"the bill (SKRD) of {rupiah(facts.bill)} must be paid in full first"
+            failures.append(GuardFailure("payment", message))
         return failures
 
 

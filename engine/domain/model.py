@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, time
 from typing import Literal
@@ -120,6 +121,12 @@ class Requirement:
     id: str
     name: str
     optional: bool = False
+    # applies only when each named field holds one of its values (`when:`); () = always
+    when: tuple[tuple[str, tuple[str | int | float | bool, ...]], ...] = ()
+
+    def applies(self, fields: Mapping[str, object]) -> bool:
+        """True when this requirement applies to a case with these field values."""
+        return all(fields.get(name) in values for name, values in self.when)
 
 
 @dataclass(frozen=True)
@@ -180,11 +187,24 @@ class Fee:
     basis: str | None = None
     # roles that may record payments; empty: the role of the SOP's first step
     collected_by: tuple[str, ...] = ()
+    # a levy: the amount is set per case by a bill (the SKRD) that `billed_by` issues
+    levy: bool = False
+    billed_by: str | None = None
 
     @property
     def free(self) -> bool:
         """True when the service is free of charge."""
-        return self.amount == 0
+        return self.amount == 0 and not self.levy
+
+
+@dataclass(frozen=True)
+class Charge:
+    """A lawful charge besides the fee (a late-registration fine), with its legal basis."""
+
+    id: str
+    name: str
+    amount: int
+    basis: str
 
 
 @dataclass(frozen=True)
@@ -208,6 +228,11 @@ class SOP:
     escalation: tuple[Rung, ...] = ()
     # an application not decided within service_time is deemed granted (fiktif positif)
     deemed_approval: bool = False
+    # with deemed_approval: the time to issue the decision after the deemed moment
+    decision_time: Duration | None = None
+    charges: tuple[Charge, ...] = ()
+    # roles held by another office's staff: role id -> that office
+    role_opds: dict[str, str] = field(default_factory=dict)
     digest: str = ""  # SHA-256 of the source bytes
 
     @property
@@ -242,6 +267,18 @@ class SOP:
         if self.fee.collected_by:
             return self.fee.collected_by
         return (self.initial.role,) if self.initial.role else ()
+
+    def charge(self, charge_id: str) -> Charge | None:
+        """The declared charge with that id, or None."""
+        return next((c for c in self.charges if c.id == charge_id), None)
+
+    def requirement(self, requirement_id: str) -> Requirement | None:
+        """The requirement with that id, or None."""
+        return next((r for r in self.requirements if r.id == requirement_id), None)
+
+    def office_of(self, role: str | None) -> str:
+        """The office whose staff hold a role: another office's, or the SOP's own."""
+        return self.role_opds.get(role or "", self.opd)
 
     @property
     def requirement_ids(self) -> tuple[str, ...]:

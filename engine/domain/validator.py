@@ -28,6 +28,7 @@ from engine.domain.model import (
     SOP,
     WEEKDAYS,
     CalendarSpec,
+    Charge,
     Fee,
     FieldSpec,
     FieldType,
@@ -58,6 +59,7 @@ TOP_KEYS = {
     "legal_basis": False, "service_time": False, "fee": False, "calendar": False,
     "fields": False, "requirements": False, "roles": True, "steps": True,
     "transitions": True, "escalation": False, "deemed_approval": False,
+    "charges": False, "decision_time": False,
 }  # fmt: skip
 STEP_KEYS = {
     "id": True, "name": True, "role": False, "sla": False, "clock": False, "output": False,
@@ -69,8 +71,12 @@ TRANSITION_KEYS = {
 }  # fmt: skip
 RUNG_KEYS = {"at": True, "action": True, "to": False, "flag": False}
 FIELD_KEYS = {"type": False, "required": False, "pattern": False, "pii": False}
-REQUIREMENT_KEYS = {"id": True, "name": True, "optional": False}
-FEE_KEYS = {"amount": False, "basis": False, "collected_by": False}
+REQUIREMENT_KEYS = {"id": True, "name": True, "optional": False, "when": False}
+FEE_KEYS = {
+    "amount": False, "basis": False, "collected_by": False, "levy": False, "billed_by": False,
+}  # fmt: skip
+CHARGE_KEYS = {"id": True, "name": True, "amount": True, "basis": True}
+ROLE_KEYS = {"name": True, "opd": True}
 CALENDAR_KEYS = {
     "timezone": False,
     "hours": False,
@@ -304,9 +310,20 @@ class _Checker:
             )
         calendar = self.calendar(m["calendar"]) if "calendar" in m else ID_WORKING
         fields = self.fields(m["fields"]) if "fields" in m else ()
-        requirements = self.requirements(m["requirements"]) if "requirements" in m else ()
-        roles = self.roles(m["roles"]) if "roles" in m else {}
+        requirements = (
+            self.requirements(m["requirements"], fields) if "requirements" in m else ()
+        )
+        role_opds: dict[str, str] = {}
+        roles = self.roles(m["roles"], role_opds) if "roles" in m else {}
         fee = self.fee(m["fee"], roles) if "fee" in m else Fee()
+        charges = self.charges(m["charges"]) if "charges" in m else ()
+        decision_time = self.opt(m, "decision_time", self.duration, "", None)
+        if decision_time is not None and not deemed:
+            self.add(
+                m["decision_time"],
+                "`decision_time` is the time to issue the decision after the application is "
+                "deemed granted; it needs `deemed_approval: true`",
+            )
         day = nominal_day_seconds(calendar.hours) or 86400
         ladder = (
             self.ladder(m["escalation"], "escalation: ", roles, day) if "escalation" in m else ()
@@ -336,6 +353,9 @@ class _Checker:
             requirements=requirements,
             escalation=ladder,
             deemed_approval=deemed,
+            decision_time=decision_time,
+            charges=charges,
+            role_opds=role_opds,
         )
 
     def fee(self, node: Node, roles: dict[str, str]) -> Fee:
@@ -346,6 +366,28 @@ class _Checker:
             m, "amount", lambda n: self.integer(n, "fee: ", "amount", 0, MAX_FEE), 0
         )
         basis = self.opt(m, "basis", self.text, "fee: ", None)
+        levy = self.opt(m, "levy", self.boolean, "fee: ", False)
+        billed_by = None
+        if "billed_by" in m:
+            billed_by = self.role_ref(m["billed_by"], "fee: `billed_by`: ", roles)
+        if levy and "amount" in m:
+            self.add(
+                m["amount"],
+                "fee: a levy has no fixed `amount`: each case's bill (SKRD) sets it; "
+                "remove `amount` or `levy`",
+            )
+        if levy and "billed_by" not in m:
+            self.add(node, "fee: a levy needs `billed_by`: the role that issues the bills (SKRD)")
+        if "billed_by" in m and not levy:
+            self.add(
+                m["billed_by"],
+                "fee: `billed_by` only applies to a levy; add `levy: true` or remove it",
+            )
+        if levy and basis is None:
+            self.add(
+                node,
+                "fee: a levy needs its legal `basis` (the regional regulation that sets it)",
+            )
         if amount > 0 and basis is None:
             self.add(
                 node,
@@ -365,7 +407,32 @@ class _Checker:
                 rid = self.role_ref(entry, "fee: `collected_by`: ", roles)
                 if rid is not None and rid not in collectors:
                     collectors.append(rid)
-        return Fee(amount, basis, tuple(collectors))
+        return Fee(amount, basis, tuple(collectors), levy, billed_by if levy else None)
+
+    def charges(self, node: Node) -> tuple[Charge, ...]:
+        out: list[Charge] = []
+        seen: dict[str, int] = {}
+        for i, item in enumerate(self.items(node, "", "charges"), 1):
+            where = f"charge {i}: "
+            m = self.mapping(item, CHARGE_KEYS, where)
+            if m is None or "id" not in m:
+                continue
+            cid = self.slug(m["id"], where, "id", ID_SLUG)
+            if cid is None:
+                continue
+            where = f"charge `{cid}`: "
+            if cid in seen:
+                self.add(m["id"], f"charge id `{cid}` is used twice (first on line {seen[cid]})")
+                continue
+            seen[cid] = m["id"].line
+            name = self.opt(m, "name", self.text, where, cid)
+            amount = (
+                self.integer(m["amount"], where, "amount", 1, MAX_FEE) if "amount" in m else None
+            )
+            basis = self.opt(m, "basis", self.text, where, None)
+            if amount is not None and basis is not None:
+                out.append(Charge(cid, name, amount, basis))
+        return tuple(out)
 
     def calendar(self, node: Node) -> CalendarSpec:
         if isinstance(node.value, str):
@@ -558,7 +625,9 @@ class _Checker:
             )
         return tuple(out)
 
-    def requirements(self, node: Node) -> tuple[Requirement, ...]:
+    def requirements(
+        self, node: Node, fields: tuple[FieldSpec, ...]
+    ) -> tuple[Requirement, ...]:
         out: list[Requirement] = []
         seen: dict[str, int] = {}
         for i, item in enumerate(self.items(node, "", "requirements"), 1):
@@ -578,10 +647,49 @@ class _Checker:
             seen[rid] = m["id"].line
             name = self.opt(m, "name", self.text, where, rid)
             optional = self.opt(m, "optional", self.boolean, where, False)
-            out.append(Requirement(rid, name, optional))
+            when = self.when(m["when"], where, fields) if "when" in m else ()
+            out.append(Requirement(rid, name, optional, when))
         return tuple(out)
 
-    def roles(self, node: Node) -> dict[str, str]:
+    def when(
+        self, node: Node, where: str, fields: tuple[FieldSpec, ...]
+    ) -> tuple[tuple[str, tuple[str | int | float | bool, ...]], ...]:
+        where = f"{where}`when`: "
+        if not isinstance(node.value, dict) or not node.value:
+            self.add(
+                node,
+                f"{where}should map a field to the values it applies for, "
+                "like `{jenis_permohonan: [pindah]}`",
+            )
+            return ()
+        known = {f.name: f for f in fields}
+        out = []
+        for name, values in cast(dict[str, Node], node.value).items():
+            if name not in known:
+                self.add(
+                    node.key_pos[name],
+                    f"{where}field `{name}` is not declared under `fields`{suggest(name, known)}",
+                )
+                continue
+            entries = [values] if not isinstance(values.value, list) else self.items(
+                values, where, name
+            )
+            if not entries:
+                self.add(values, f"{where}`{name}` lists no values; name at least one")
+            picked: list[str | int | float | bool] = []
+            for entry in entries:
+                v = entry.value
+                if v is None or isinstance(v, dict | list):
+                    self.add(entry, f"{where}`{name}`: a value should be a plain value, "
+                             f"not {_kind(v)}")  # fmt: skip
+                elif isinstance(v, str | int | float | bool):
+                    picked.append(v)
+                else:
+                    picked.append(str(v))
+            out.append((name, tuple(picked)))
+        return tuple(out)
+
+    def roles(self, node: Node, opds: dict[str, str]) -> dict[str, str]:
         if not isinstance(node.value, dict):
             self.add(
                 node, "`roles` should map each role id to its label, like `loket: Petugas Loket`"
@@ -596,6 +704,17 @@ class _Checker:
                     node.key_pos[rid],
                     f"role id `{rid}`: use only lowercase letters, digits, `_` and `-`",
                 )
+                continue
+            if isinstance(label.value, dict):
+                # a role held by another office's staff: `{name: ..., opd: ...}`
+                where = f"role `{rid}`: "
+                m = self.mapping(label, ROLE_KEYS, where)
+                if m is None:
+                    continue
+                out[rid] = self.opt(m, "name", self.text, where, rid)
+                opd = self.slug(m["opd"], where, "opd", SOP_SLUG) if "opd" in m else None
+                if opd is not None:
+                    opds[rid] = opd
                 continue
             out[rid] = self.text(label, f"role `{rid}`: ", "label") or rid
         return out

@@ -128,12 +128,21 @@ def fee_mismatch(ctx: Context, scope: dict[str, Any]) -> list[dict[str, Any]]:
     items = []
     for actor, events in by_officer.items():
         excess = sum(int(e.data.get("excess", 0)) for e in events)
-        free = sum(1 for e in events if int(e.data.get("expected", 0)) == 0)
+        # each payment is compared with what was lawful for it: the tariff, the case's bill
+        # (SKRD) for a levy, or a declared charge
+        unbilled = sum(1 for e in events if e.data.get("no_bill"))
+        free = sum(
+            1
+            for e in events
+            if int(e.data.get("expected", 0)) == 0 and not e.data.get("levy")
+            and not e.data.get("charge")
+        )  # fmt: skip
         over = sum(1 for e in events if int(e.data.get("excess", 0)) > 0)
         detail = (
             f"{actor} recorded {len(events)} payment(s) that differ from the official fee, "
-            f"{_rupiah(excess)} more than the tariff in all"
+            f"bill or charge, {_rupiah(excess)} more than the tariff in all"
             + (f"; {free} of them on a service that is free by law" if free else "")
+            + (f"; {unbilled} of them on a levy before any bill was issued" if unbilled else "")
         )
         items.append(
             _item(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
@@ -13,12 +14,12 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from engine.domain.audit import Event, mask
 from engine.domain.calendar import calendar_for
-from engine.domain.errors import GuardFailed, RoleRefused, TransitionRefused
+from engine.domain.errors import DeemedApproved, GuardFailed, RoleRefused, TransitionRefused
 from engine.domain.machine import Actor, CaseFacts, Fired, compile_sop
 from engine.domain.model import SOP, FieldSpec
 from engine.domain.patterns import PatternError, matches
 from engine.domain.validator import suggest
-from engine.service import clocks
+from engine.service import clocks, decisions
 from engine.service.context import Context, traced
 from engine.service.errors import (
     Conflict,
@@ -30,7 +31,7 @@ from engine.service.errors import (
 from engine.service.refusals import deny, refuse
 from engine.service.sops import find_row, parsed, sop_of
 from engine.service.users import Principal
-from engine.store.tables import Case, Payment, ReceivedDocument, SopVersion, StepVisit
+from engine.store.tables import Bill, Case, Payment, ReceivedDocument, SopVersion, StepVisit
 from engine.store.uow import UnitOfWork
 
 PAYMENT_METHODS = ("cash", "transfer", "qris")
@@ -49,14 +50,24 @@ def new_tracking_code() -> str:
 # ---- views -------------------------------------------------------------------------------
 
 
+def fee_settled(case: Case, sop: SOP) -> bool:
+    """True when the fee is paid in full: the tariff, or a levy's current bill (or waived)."""
+    if sop.fee.levy:
+        return case.bill is not None and case.fee_paid >= int(case.bill["amount"])
+    return sop.fee.amount > 0 and case.fee_paid >= sop.fee.amount
+
+
 def facts(case: Case, sop: SOP) -> CaseFacts:
     """What the machine's guards need to know about a case."""
     return CaseFacts(
         step=case.step,
         received=frozenset(case.received),
-        paid=sop.fee.amount > 0 and case.paid_total >= sop.fee.amount,
+        paid=fee_settled(case, sop),
         fired_by={name: frozenset(users) for name, users in case.fired_by.items()},
         extra_roles=frozenset(case.extra_roles),
+        bill=None if case.bill is None else int(case.bill["amount"]),
+        fields=dict(case.fields),
+        deemed_approved=case.deemed_approved_at is not None,
     )
 
 
@@ -69,8 +80,15 @@ def masked_fields(sop: SOP, values: Mapping[str, Any]) -> dict[str, Any]:
 def case_view(case: Case, sop: SOP, principal: Principal) -> dict[str, Any]:
     """A case as the API shows it to this caller."""
     allowed: list[str] = []
+    blocked: list[dict[str, str]] = []
     if case.status == "open" and principal.staff:
-        allowed = compile_sop(sop).allowed(facts(case, sop), Actor(principal.name, principal.roles))
+        machine, state = compile_sop(sop), facts(case, sop)
+        actor = Actor(principal.name, principal.roles)
+        allowed = machine.allowed(state, actor)
+        blocked = [
+            {"name": b.name, "guard": b.guard, "message": b.message}
+            for b in machine.blocked(state, actor)
+        ]
     step = sop.step(case.step)
     return {
         "id": case.id,
@@ -90,7 +108,11 @@ def case_view(case: Case, sop: SOP, principal: Principal) -> dict[str, Any]:
         "flags": list(case.flags),
         "received": list(case.received),
         "paid_total": case.paid_total,
+        "bill": case.bill,
+        "deemed_approved_at": case.deemed_approved_at,
+        "decision_due_at": case.decision_due_at,
         "allowed_transitions": allowed,
+        "blocked_transitions": blocked,
         "version": case.version,
         "created_at": case.created_at,
         "created_by": case.created_by,
@@ -368,10 +390,7 @@ def fire_transition(
             raise Invalid("unknown documents", doc_errors)
         new_docs = [d for d in docs if d not in case.received]
         state = facts(case, sop)
-        state = CaseFacts(
-            state.step, state.received | set(new_docs), state.paid, state.fired_by,
-            state.extra_roles,
-        )  # fmt: skip
+        state = replace(state, received=state.received | set(new_docs))
         machine = compile_sop(sop)
         try:
             fired = machine.fire(state, Actor(principal.name, principal.roles), name, comment)
@@ -379,6 +398,16 @@ def fire_transition(
             raise Conflict(
                 str(e), [{"field": "name", "message": "allowed: " + ", ".join(e.allowed)}]
             ) from None
+        except DeemedApproved as e:
+            uow.rollback()
+            refuse(
+                ctx,
+                Conflict(str(e), [{"guard": "deemed_approval", "message": str(e)}]),
+                "case.transition_refused",
+                principal,
+                case,
+                {"transition": name, "guards": ["deemed_approval"]},
+            )
         except RoleRefused as e:
             uow.rollback()
             refuse(
@@ -436,6 +465,8 @@ def _move(
     dest = sop.step(fired.to_step)
     stops_service = dest.final or (dest.paused and case.paused_since is None)
     clocks.cancel_timers(uow, sop, case, visit, service=stops_service)
+    if dest.final:
+        decisions.cancel(uow, case)
     if new_docs:
         mark_received(uow, sop, case, new_docs, principal, now)
     clocks.leave(sop, case, visit, now, principal.name, name)
@@ -570,6 +601,7 @@ def payment_view(payment: Payment, case_id: str) -> dict[str, Any]:
         "fee_mismatch": payment.fee_mismatch,
         "method": payment.method,
         "receipt": payment.receipt,
+        "charge": payment.charge,
         "recorded_at": payment.recorded_at,
         "recorded_by": payment.recorded_by,
     }
@@ -592,6 +624,30 @@ def payment_evidence(
     }
 
 
+def expected_payment(case: Case, sop: SOP, amount: int, charge: str | None) -> dict[str, Any]:
+    """What a payment is compared with: a declared charge, the levy's bill, or the tariff.
+
+    On a levy, paying up to the bill (in instalments too) is lawful; what goes beyond it, or
+    anything paid before a bill exists, is the excess.
+    """
+    if charge is not None:
+        declared = sop.charge(charge)
+        assert declared is not None
+        excess = amount - declared.amount
+        return {"expected": declared.amount, "excess": excess, "charge": charge}
+    if not sop.fee.levy:
+        return {"expected": sop.fee.amount, "excess": amount - sop.fee.amount}
+    if case.bill is None:
+        return {"expected": 0, "excess": amount, "levy": True, "no_bill": True}
+    outstanding = max(int(case.bill["amount"]) - case.fee_paid, 0)
+    return {
+        "expected": outstanding,
+        "excess": max(amount - outstanding, 0),
+        "levy": True,
+        "bill": case.bill["reference"],
+    }
+
+
 def record_payment(
     ctx: Context,
     principal: Principal,
@@ -599,9 +655,12 @@ def record_payment(
     amount: Any,
     method: Any,
     receipt: Any = None,
+    charge: Any = None,
 ) -> dict[str, Any]:
-    """Record a payment as evidence; one that differs from the official fee is flagged."""
+    """Record a payment as evidence; one beyond the official fee, bill or charge is flagged."""
     errors = []
+    if charge is not None and (not isinstance(charge, str) or not 0 < len(charge) <= 64):
+        errors.append({"field": "charge", "message": "should be the id of a declared charge"})
     if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
         errors.append({"field": "amount", "message": "should be a whole number of rupiah above 0"})
     if method not in PAYMENT_METHODS:
@@ -628,9 +687,17 @@ def record_payment(
                 action="payment",
                 roles=collectors,
             )
+        if charge is not None and sop.charge(charge) is None:
+            known = [c.id for c in sop.charges]
+            raise Invalid(
+                f"`{charge}` is not a charge this SOP declares",
+                [{"field": "charge", "message": "declared: " + (", ".join(known) or "none")
+                  + suggest(charge, known)}],
+            )  # fmt: skip
         now = ctx.clock()
-        expected = sop.fee.amount
-        mismatch = amount != expected
+        compared = expected_payment(case, sop, amount, charge)
+        expected = compared["expected"]
+        mismatch = compared["excess"] != 0
         assert case.pk is not None
         payment = Payment(
             case_pk=case.pk,
@@ -641,18 +708,119 @@ def record_payment(
             fee_mismatch=mismatch,
             recorded_at=now,
             recorded_by=principal.name,
+            charge=charge,
         )
         uow.session.add(payment)
         case.paid_total = case.paid_total + amount
+        if charge is None:
+            case.fee_paid = case.fee_paid + amount
         if mismatch:
             clocks.flag(case, "fee_mismatch")
-        evidence = payment_evidence(amount, expected, method, receipt)
+        evidence = {**payment_evidence(amount, expected, method, receipt), **compared}
+        evidence["fee_mismatch"] = mismatch
         uow.record(
             act("case.payment_recorded", sop, case, principal, now, evidence, from_step=case.step)
         )
         with stale_is_conflict(uow, None):
             uow.commit()
         return payment_view(payment, case.id)
+
+
+# ---- bills (SKRD) -----------------------------------------------------------------------
+
+MAX_REFERENCE = 100
+MAX_BASIS = 500
+
+
+def bill_view(bill: Bill) -> dict[str, Any]:
+    """A bill as the API shows it (and as the case carries its current one)."""
+    return {
+        "amount": bill.amount,
+        "reference": bill.reference,
+        "basis": bill.basis,
+        "waiver": bill.waiver,
+        "billed_at": bill.billed_at.isoformat(),
+        "billed_by": bill.billed_by,
+    }
+
+
+def _bill_errors(amount: Any, reference: Any, basis: Any, waiver: Any) -> list[dict[str, str]]:
+    errors = []
+    if isinstance(amount, bool) or not isinstance(amount, int) or not 0 <= amount <= 10**13:
+        errors.append({"field": "amount", "message": "should be whole rupiah, 0 or more"})
+    for key, value, limit in (("reference", reference, MAX_REFERENCE), ("basis", basis, MAX_BASIS)):
+        if not isinstance(value, str) or not value.strip() or len(value) > limit:
+            errors.append({"field": key, "message": f"should be text of 1 to {limit} characters"})
+    if waiver is not None and (not isinstance(waiver, str) or not waiver.strip()
+                               or len(waiver) > MAX_BASIS):  # fmt: skip
+        errors.append({"field": "waiver", "message": f"should be text of 1 to {MAX_BASIS} chars"})
+    if amount == 0 and waiver is None:
+        errors.append({"field": "waiver", "message": "a bill of 0 waives the levy: give the ground "
+                       "for the waiver (for example the MBR exemption)"})  # fmt: skip
+    if isinstance(amount, int) and amount > 0 and waiver is not None:
+        errors.append({"field": "waiver", "message": "only a bill of 0 waives the levy"})
+    return errors
+
+
+def issue_bill(
+    ctx: Context,
+    principal: Principal,
+    case_id: str,
+    amount: Any,
+    reference: Any,
+    basis: Any,
+    waiver: Any = None,
+) -> dict[str, Any]:
+    """Bill a levy on a case (the SKRD); the new bill supersedes the last, both stay recorded."""
+    errors = _bill_errors(amount, reference, basis, waiver)
+    if errors:
+        raise Invalid("the bill cannot be issued as given", errors)
+    with ctx.uow() as uow:
+        case, sop = load_case(ctx, uow, principal, case_id, "bill", lock=True)
+        if not principal.staff:
+            uow.rollback()
+            deny(ctx, principal, READ_ONLY, case, action="bill")
+        if not sop.fee.levy:
+            raise Conflict(
+                f"`{sop.key}` has no levy to bill: its fee is fixed by the SOP"
+                if not sop.fee.free
+                else f"`{sop.key}` is free of charge: nothing can be billed"
+            )
+        billers = [sop.fee.billed_by] if sop.fee.billed_by else []
+        if not principal.roles.intersection(billers):
+            uow.rollback()
+            deny(
+                ctx,
+                principal,
+                f"billing the levy of `{sop.key}` needs {_one_of(billers)} (the SOP's "
+                "`fee.billed_by`)",
+                case,
+                action="bill",
+                roles=billers,
+            )
+        if case.status != "open":
+            raise Conflict(f"the case is closed ({case.outcome}); it can no longer be billed")
+        now = ctx.clock()
+        assert case.pk is not None
+        bill = Bill(
+            case_pk=case.pk,
+            amount=amount,
+            reference=reference.strip(),
+            basis=basis.strip(),
+            waiver=waiver.strip() if waiver is not None else None,
+            billed_at=now,
+            billed_by=principal.name,
+        )
+        uow.session.add(bill)
+        superseded = case.bill["reference"] if case.bill else None
+        view = bill_view(bill)
+        case.bill = view
+        data = {k: view[k] for k in ("amount", "reference", "basis", "waiver")}
+        data["supersedes"] = superseded
+        uow.record(act("case.billed", sop, case, principal, now, data, from_step=case.step))
+        with stale_is_conflict(uow, None):
+            uow.commit()
+        return {"case_id": case.id, **view}
 
 
 def list_payments(ctx: Context, principal: Principal, case_id: str) -> list[dict[str, Any]]:

@@ -201,4 +201,6 @@ def track(ctx: Context, code: str) -> dict[str, Any]:
         "received_at": case.created_at,
         "expected_by": case.service_due_at,
         "closed_at": case.closed_at,
+        # the application is granted by law since then (fiktif positif)
+        "deemed_approved_at": case.deemed_approved_at,
     }

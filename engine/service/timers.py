@@ -21,6 +21,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from engine.domain.audit import Event
 from engine.domain.model import SOP
+from engine.service import decisions
 from engine.service.clocks import SERVICE_BREACHED, flag
 from engine.service.context import Context
 from engine.service.sops import sop_of
@@ -170,6 +171,8 @@ def _apply(
     lateness = round((now - timer.due_at).total_seconds(), 3)
     step = sop.step(case.step)
     common = {"due_at": timer.due_at.isoformat(), "lateness_seconds": lateness}
+    if timer.action == "decision":
+        return decisions.overdue(uow, case, sop, common, holders, now, _notify)
     if timer.action == "service":
         flags = [SERVICE_BREACHED] + ([DEEMED_APPROVED] if sop.deemed_approval else [])
         flag(case, *flags)
@@ -177,6 +180,7 @@ def _apply(
         if sop.deemed_approval:
             data["deemed_approved"] = True
             data["legal_basis"] = "UU 30/2014 Pasal 53 (fiktif positif)"
+            data.update(decisions.deemed(uow, case, sop, timer.due_at))
         message = f"the service time of case {case.tracking_code} ({sop.title}) has run out"
         _notify(
             uow, case, "sla.service_breached", message, holders.get(case.step_role or "", []), now
