@@ -11,13 +11,29 @@ from flask_openapi3 import Info, OpenAPI
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from api import audit, cases, checkpoints, notifications, public, reports, security, sops
+from api import (
+    audit,
+    calendar,
+    cases,
+    checkpoints,
+    notifications,
+    public,
+    reports,
+    security,
+    sops,
+)
 from api.http import JSONProvider, ctx, problem
 from api.observe import instrument
 from api.schemas import Health, Problem
 from engine.service.context import Context
 from engine.service.errors import DatabaseUnavailable, ServiceError
-from engine.service.health import broker_status, database_status, scheduler_status
+from engine.service.health import (
+    broker_status,
+    calendar_check,
+    calendar_status,
+    database_status,
+    scheduler_status,
+)
 from engine.service.users import authenticate
 from engine.settings import Settings, get_settings
 
@@ -53,6 +69,9 @@ def create_app(settings: Settings | None = None, context: Context | None = None)
         app.register_api(bp)
     app.register_api(checkpoints.public)
     app.register_api(checkpoints.audit)
+    app.register_api(calendar.bp)
+    app.register_api(calendar.public)
+    calendar_check(app.extensions["sopflow"])
     instrument(app)
     security.install(app, settings)  # before who_is_asking: a guesser is refused unread
 
@@ -63,6 +82,8 @@ def create_app(settings: Settings | None = None, context: Context | None = None)
         body: dict[str, Any] = {"status": "ok" if database == broker == "ok" else "degraded"}
         body |= {"database": database, "broker": broker}
         body["timers"] = scheduler_status(ctx(), settings)
+        # years whose holidays or Ramadan are only estimated are named, never hidden
+        body["calendar"] = calendar_status(ctx())
         response = app.json.response(body)
         response.status_code = 200 if database == "ok" else 503
         return response

@@ -62,6 +62,8 @@ class Health(BaseModel):
     database: Literal["ok", "down"]
     broker: Literal["ok", "down"]
     timers: Timers
+    # `estimated` names the years whose holidays or Ramadan are not yet decreed
+    calendar: dict[str, Any] | None = None
 
 
 # ---- SOPs --------------------------------------------------------------------------------

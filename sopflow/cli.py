@@ -346,3 +346,12 @@ def _add_trail_commands() -> None:
 
 
 _add_trail_commands()
+
+
+def _add_calendar_commands() -> None:
+    from sopflow.calendar_cli import calendar
+
+    main.add_command(calendar)
+
+
+_add_calendar_commands()

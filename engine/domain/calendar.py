@@ -12,7 +12,7 @@ conversion, and said to be estimated.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -374,3 +374,75 @@ class WorkingCalendar:
 def calendar_for(spec: CalendarSpec) -> WorkingCalendar:
     """The WorkingCalendar of a spec, built once per spec."""
     return WorkingCalendar(spec)
+
+
+# -- the deployment's calendar register ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RegisterEntry:
+    """A decree in the deployment's calendar register.
+
+    `off`: days that are not working days (a holiday, cuti bersama, a regency's own day);
+    `on`: days the national table lists as holidays that a decree made working days again;
+    `ramadan`: the dates of Ramadan of a year, as the government fixed them.
+    """
+
+    kind: str  # "off" | "on" | "ramadan"
+    first: date
+    last: date
+    reason: str
+    opd: str | None = None  # None: the whole deployment
+    cuti_bersama: bool = False  # an `off` entry that units serving on cuti bersama work through
+    estimated: bool = False
+
+    def days(self) -> Iterable[date]:
+        """Every date from first to last."""
+        day = self.first
+        while day <= self.last:
+            yield day
+            day += _ONE_DAY
+
+
+def effective_calendar(
+    spec: CalendarSpec,
+    register: Iterable[RegisterEntry],
+    opd: str | None = None,
+    zone: str | None = None,
+) -> CalendarSpec:
+    """The calendar a case of office `opd` runs on: its SOP's calendar with the register's
+    national entries and that office's own, and the office's time zone where the SOP did not
+    fix one. Calendars without national holidays (`24x7`, `holidays: none`) take no entries."""
+    if spec.always_open or not spec.national_holidays:
+        return spec
+    off: set[date] = set(spec.extra_holidays)
+    on: set[date] = set(spec.working_days)
+    periods = list(spec.periods)
+    for entry in register:
+        if entry.opd is not None and entry.opd != opd:
+            continue
+        if entry.kind == "off" and (spec.cuti_bersama or not entry.cuti_bersama):
+            off.update(entry.days())
+        elif entry.kind == "on":
+            on.update(entry.days())
+        elif entry.kind == "ramadan" and spec.ramadan:
+            periods.append(
+                DatedHours(
+                    entry.first,
+                    entry.last,
+                    RAMADAN_HOURS,
+                    RAMADAN_BREAKS,
+                    estimated=entry.estimated,
+                    reason=entry.reason,
+                )
+            )
+    timezone = spec.timezone
+    if zone is not None and not spec.zone_fixed:
+        timezone = zone
+    return replace(
+        spec,
+        timezone=timezone,
+        extra_holidays=tuple(sorted(off)),
+        working_days=tuple(sorted(on - off)),
+        periods=tuple(sorted(set(periods), key=lambda p: p.first)),
+    )

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import delete
 
-from engine.domain.model import SOP, Step
+from engine.domain.model import SOP, CalendarSpec, Step
 from engine.domain.sla import (
     paused_working_seconds,
     resumed_deadline,
@@ -20,6 +20,7 @@ from engine.domain.sla import (
     service_deadline,
     step_deadline,
 )
+from engine.service.calendars import calendar_of_case, case_calendar, mark_estimated
 from engine.store.tables import Case, SlaTimer, StepVisit
 from engine.store.uow import UnitOfWork
 
@@ -64,7 +65,8 @@ def leave(
     visit.left_via = via
     visit.dwell_seconds = (now - visit.entered_at).total_seconds()
     # working time is the calendar's to say; stored so reports aggregate it in SQL
-    visit.working_seconds = paused_working_seconds(sop, visit.entered_at, now)
+    calendar = calendar_of_case(case, sop)
+    visit.working_seconds = paused_working_seconds(sop, visit.entered_at, now, calendar)
     if visit.paused:
         visit.paused_seconds = visit.working_seconds
 
@@ -83,17 +85,20 @@ def enter(
     With `opening`, the case is new: its service clock starts now.
     """
     was_paused = case.paused_since is not None
+    # the SOP's calendar with the deployment's register and the office's time zone
+    calendar = case_calendar(uow.session, sop, case.opd)
     case.step = step.id
     case.step_role = step.role
     case.step_entered_at = now
-    case.step_due_at = step_deadline(sop, step, now)
+    case.step_due_at = step_deadline(sop, step, now, calendar)
     case.escalation_level = 0
     if step.final:
         case.paused_since = None
         return None
     if opening:
-        case.service_due_at = service_deadline(sop, now)
-    _service_clock(uow, sop, case, step, now, was_paused)
+        case.service_due_at = service_deadline(sop, now, calendar)
+    _service_clock(uow, sop, case, step, now, was_paused, calendar)
+    mark_estimated(uow.session, case)
     if case.pk is None:
         uow.session.flush()  # a new case: its row first, with everything set, in one INSERT
     if opening:
@@ -110,7 +115,7 @@ def enter(
         due_at=case.step_due_at,
     )
     uow.session.add(visit)
-    deadlines = rung_deadlines(sop, step, now)
+    deadlines = rung_deadlines(sop, step, now, calendar)
     if not deadlines:
         return visit  # inserted with the rest at commit: no timer needs its id now
     uow.session.flush()
@@ -132,7 +137,13 @@ def enter(
 
 
 def _service_clock(
-    uow: UnitOfWork, sop: SOP, case: Case, step: Step, now: datetime, was_paused: bool
+    uow: UnitOfWork,
+    sop: SOP,
+    case: Case,
+    step: Step,
+    now: datetime,
+    was_paused: bool,
+    calendar: CalendarSpec,
 ) -> None:
     # the service clock stops while the case waits on the citizen and starts again, later by
     # the working time spent waiting, when it comes back
@@ -142,10 +153,12 @@ def _service_clock(
         case.service_due_at = None
     elif not step.paused and was_paused:
         assert case.paused_since is not None
-        waited = paused_working_seconds(sop, case.paused_since, now)
+        waited = paused_working_seconds(sop, case.paused_since, now, calendar)
         case.paused_seconds = case.paused_seconds + waited
         frozen = case.service_due_frozen
-        case.service_due_at = None if frozen is None else resumed_deadline(sop, frozen, waited)
+        case.service_due_at = (
+            None if frozen is None else resumed_deadline(sop, frozen, waited, calendar)
+        )
         case.paused_since = None
         case.service_due_frozen = None
         _schedule_service(uow, case)

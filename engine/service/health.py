@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from kombu import Connection
@@ -9,9 +10,12 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from engine.service.context import Context
+from engine.service.errors import DatabaseUnavailable
 from engine.service.timers import last_sweep
 from engine.settings import Settings
 from engine.store.tables import AuditEvent, Case, SlaFiring, SlaTimer, SweepState
+
+log = logging.getLogger("sopflow.calendar")
 
 
 def database_status(ctx: Context) -> str:
@@ -87,3 +91,30 @@ def _quantile(ordered: list[float], q: float) -> float:
     if not ordered:
         return 0.0
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def calendar_status(ctx: Context) -> dict[str, Any]:
+    """Whether the current and next year's holidays and Ramadan are decreed or estimated.
+
+    `unknown` when the register cannot be read (the database status says why)."""
+    from engine.service.calendars import health
+
+    try:
+        return health(ctx, ctx.clock().date())
+    except (SQLAlchemyError, DatabaseUnavailable):
+        return {"status": "unknown", "years": {}}
+
+
+def calendar_check(ctx: Context) -> dict[str, Any]:
+    """At start-up: warn, naming the years, when the holiday data does not cover the current
+    and the next year with decrees."""
+    status = calendar_status(ctx)
+    if status["status"] == "estimated":
+        estimated = {y: v for y, v in status["years"].items() if v["status"] != "ok"}
+        log.warning(
+            "working calendar estimated for %s: record decrees with `sopflow calendar`, or "
+            "install a newer `holidays` release",
+            ", ".join(f"{y} (holidays {v['holidays']}, Ramadan {v['ramadan']})"
+                      for y, v in estimated.items()),
+        )  # fmt: skip
+    return status

@@ -32,6 +32,8 @@ class Principal:
     roles: frozenset[str]
     admin: bool = False
     inspector: bool = False
+    # keeps the calendar register: the whole deployment's, or with an OPD that office's own
+    calendar_admin: bool = False
 
     @property
     def staff(self) -> bool:
@@ -74,7 +76,14 @@ def authenticate(ctx: Context, authorization: str | None) -> Principal:
         ).scalar_one_or_none()
     if user is None:
         raise Unauthenticated("this token is not known; ask an admin for a new one")
-    who = Principal(user.name, user.opd, frozenset(user.roles), user.admin, user.inspector)
+    who = Principal(
+        user.name,
+        user.opd,
+        frozenset(user.roles),
+        user.admin,
+        user.inspector,
+        calendar_admin=user.calendar_admin,
+    )
     with _tokens_lock:
         _tokens[digest] = (now + TOKEN_TTL, who)
         _tokens.move_to_end(digest)
@@ -97,6 +106,7 @@ def add_user(
     roles: tuple[str, ...] = (),
     admin: bool = False,
     inspector: bool = False,
+    calendar_admin: bool = False,
 ) -> tuple[Principal, str]:
     """Create a user; returns the principal and its token (shown once, stored hashed)."""
     errors = []
@@ -105,7 +115,10 @@ def add_user(
     if inspector and (opd or roles or admin):
         errors.append({"field": "opd", "message": "an inspector belongs to no OPD and holds no "
                        "roles or admin right"})  # fmt: skip
-    if not inspector and not opd:
+    if calendar_admin and (inspector or roles or admin):
+        errors.append({"field": "calendar_admin", "message": "a calendar administrator "
+                       "keeps the calendar register: no roles, admin or inspector"})  # fmt: skip
+    if not inspector and not calendar_admin and not opd:
         errors.append({"field": "opd", "message": "staff and admins belong to an OPD: give --opd"})
     if opd and not SOP_SLUG.match(opd):
         errors.append({"field": "opd", "message": f"`{opd}`: use lowercase letters, digits, `-`"})
@@ -128,14 +141,21 @@ def add_user(
                 roles=sorted(set(roles)),
                 admin=admin,
                 inspector=inspector,
+                calendar_admin=calendar_admin,
                 token_hash=token_hash(token),
                 created_at=now,
             )
         )
-        kind = "inspector" if inspector else "admin" if admin else "staff"
+        kind = (
+            "inspector" if inspector
+            else "calendar-admin" if calendar_admin
+            else "admin" if admin
+            else "staff"
+        )  # fmt: skip
         uow.record(
             Event("user.created", now, opd=opd, actor=None,
                   data={"user": name, "kind": kind, "roles": sorted(set(roles))})
         )  # fmt: skip
         uow.commit()
-    return Principal(name, opd, frozenset(roles), admin, inspector), token
+    who = Principal(name, opd, frozenset(roles), admin, inspector, calendar_admin=calendar_admin)
+    return who, token

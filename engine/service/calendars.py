@@ -1,0 +1,612 @@
+"""The deployment's calendar register: decrees as data, and deadlines that follow them.
+
+Days off (a holiday added by an amended SKB, a regency's anniversary), days the national
+table lists that a decree made working days again, the dates of each year's Ramadan, and
+each office's time zone are rows, changed by a calendar administrator with the decree as
+the reason. Each change is an audited event, and in the same transaction every open
+deadline it touches is computed again: the step's due instant, its pending rungs and the
+service deadline, each move an `sla.rescheduled` event. A rung that has fired stays fired.
+
+The register is read at most every few seconds per process (REGISTER_TTL); a change made in
+this process is seen at once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import delete, or_, select
+from sqlalchemy.orm import Session, object_session
+
+from engine.domain.audit import Event
+from engine.domain.calendar import (
+    RegisterEntry,
+    calendar_for,
+    decree_issued,
+    effective_calendar,
+    national_table,
+    ramadan_estimates,
+)
+from engine.domain.durations import Duration
+from engine.domain.model import SOP, CalendarSpec
+from engine.domain.sla import rung_deadlines, service_deadline, step_deadline
+from engine.domain.validator import SOP_SLUG
+from engine.service.context import Context
+from engine.service.errors import Forbidden, Invalid, NotFound
+from engine.service.sops import sop_of
+from engine.service.users import Principal, ensure_opd
+from engine.store.tables import (
+    CalendarEntry,
+    CalendarZone,
+    Case,
+    SlaTimer,
+    SopVersion,
+    StepVisit,
+)
+from engine.store.uow import UnitOfWork
+
+REGISTER_TTL = 2.0
+MAX_REASON = 500
+MAX_SPAN_DAYS = 366
+SERVICE_RUNG = -1
+RESCHEDULED = "sla.rescheduled"
+ESTIMATED = "deadline_estimated"
+
+
+@dataclass(frozen=True)
+class Register:
+    """The register as read: its entries and the offices' time zones."""
+
+    entries: tuple[RegisterEntry, ...] = ()
+    zones: tuple[tuple[str, str], ...] = ()
+    generation: int = 0
+    _effective: dict[tuple[CalendarSpec, str | None], CalendarSpec] = field(
+        default_factory=dict, compare=False, hash=False, repr=False
+    )
+
+    def zone(self, opd: str | None) -> str | None:
+        """The office's own time zone, if it has one."""
+        return dict(self.zones).get(opd or "")
+
+    def calendar(self, spec: CalendarSpec, opd: str | None) -> CalendarSpec:
+        """The calendar a case of office `opd` runs on (built once per spec and office)."""
+        key = (spec, opd)
+        found = self._effective.get(key)
+        if found is None:
+            found = effective_calendar(spec, self.entries, opd, self.zone(opd))
+            self._effective[key] = found
+        return found
+
+    def ramadan_fixed(self, year: int) -> bool:
+        """True when the register holds the government's dates of that year's Ramadan."""
+        return any(e.kind == "ramadan" and e.first.year == year for e in self.entries)
+
+    def year_status(self, year: int) -> dict[str, str]:
+        """Whether a year's holidays and Ramadan are decreed or only estimated."""
+        confirmed = {d for e in self.entries if e.kind == "off" and e.opd is None for d in e.days()}
+        table = national_table(year)
+        if not any(h.cuti_bersama for h in table):
+            holidays = "missing"
+        elif decree_issued(year) or all(h.day in confirmed for h in table if h.estimated):
+            holidays = "decreed"
+        else:
+            holidays = "estimated"
+        ramadan = "decreed" if self.ramadan_fixed(year) else "estimated"
+        ok = holidays == "decreed" and ramadan == "decreed"
+        return {"status": "ok" if ok else "estimated", "holidays": holidays, "ramadan": ramadan}
+
+
+_lock = threading.Lock()
+_cached: tuple[float, Register] | None = None
+_generation = 0
+
+
+def invalidate() -> None:
+    """Forget the register read last: the next reader reads it again."""
+    global _cached
+    with _lock:
+        _cached = None
+
+
+def load_register(session: Session) -> Register:
+    """The register, read at most every REGISTER_TTL seconds."""
+    global _cached, _generation
+    now = time.monotonic()
+    with _lock:
+        if _cached is not None and _cached[0] > now:
+            return _cached[1]
+    register = _read(session)
+    with _lock:
+        _generation += 1
+        register = Register(register.entries, register.zones, _generation)
+        _cached = (now + REGISTER_TTL, register)
+    return register
+
+
+def _read(session: Session) -> Register:
+    rows = session.execute(select(CalendarEntry).order_by(CalendarEntry.id)).scalars()  # type: ignore[arg-type]
+    entries = tuple(_entry(r) for r in rows)
+    zones = tuple(
+        (opd, zone)
+        for opd, zone in session.execute(select(CalendarZone.opd, CalendarZone.timezone)).all()
+    )
+    return Register(entries, zones)
+
+
+def _entry(row: CalendarEntry) -> RegisterEntry:
+    return RegisterEntry(
+        row.kind, row.first, row.last, row.reason, row.opd, row.cuti_bersama, row.estimated
+    )
+
+
+def case_calendar(session: Session | None, sop: SOP, opd: str | None) -> CalendarSpec:
+    """The calendar in force for a case: its SOP's with the register's entries and zone."""
+    if session is None:
+        return sop.calendar
+    return load_register(session).calendar(sop.calendar, opd)
+
+
+def calendar_of_case(case: Case, sop: SOP) -> CalendarSpec:
+    """The calendar in force for a case row that belongs to a session."""
+    return case_calendar(object_session(case), sop, case.opd)
+
+
+def mark_estimated(session: Session | None, case: Case) -> None:
+    """Mark the case when one of its due instants lies in a year whose holidays or Ramadan
+    are only estimated."""
+    if session is None:
+        return
+    register = load_register(session)
+    dues = (case.step_due_at, case.service_due_at, case.service_due_frozen)
+    case.deadline_estimated = any(
+        d is not None and register.year_status(d.year)["status"] != "ok" for d in dues
+    )
+
+
+# -- changes ------------------------------------------------------------------------------
+
+
+def _may_change(who: Principal, opd: str | None) -> None:
+    if not who.calendar_admin:
+        raise Forbidden("only a calendar administrator may change the calendar register")
+    if who.opd is not None and opd != who.opd:
+        raise Forbidden(
+            f"you keep the calendar of `{who.opd}` only; name it with `opd`"
+            if opd is None
+            else f"you keep the calendar of `{who.opd}`, not of `{opd}`"
+        )
+
+
+def _reason(reason: str) -> str:
+    text = (reason or "").strip()
+    if not text:
+        raise Invalid(
+            "give the reason: the decree that sets it",
+            [{"field": "reason", "message": "say which decree, e.g. `SKB 3 Menteri 2/2026`"}],
+        )
+    if len(text) > MAX_REASON:
+        raise Invalid(
+            "the reason is too long",
+            [{"field": "reason", "message": f"at most {MAX_REASON} characters"}],
+        )
+    return text
+
+
+def _opd(opd: str | None) -> str | None:
+    if opd is not None and not SOP_SLUG.match(opd):
+        raise Invalid(
+            f"`{opd}` is not an office id",
+            [{"field": "opd", "message": "use lowercase letters, digits and `-`"}],
+        )
+    return opd
+
+
+def add_days(
+    ctx: Context,
+    who: Principal,
+    first: date,
+    until: date | None,
+    reason: str,
+    opd: str | None = None,
+    cuti_bersama: bool = False,
+) -> dict[str, Any]:
+    """Make `first` (to `until`) non-working days, nationally or for one office."""
+    last = until or first
+    reason, opd = _reason(reason), _opd(opd)
+    _may_change(who, opd)
+    if last < first or (last - first).days >= MAX_SPAN_DAYS:
+        raise Invalid(
+            "the period is not one",
+            [{"field": "until", "message": "give a date on or after the first, within a year"}],
+        )
+    now = ctx.clock()
+    with ctx.uow() as uow:
+        if opd is not None:
+            ensure_opd(uow, opd, now)
+        # a day a decree had made a working day again becomes a holiday again
+        uow.session.execute(
+            delete(CalendarEntry).where(
+                CalendarEntry.kind == "on",  # type: ignore[arg-type]
+                CalendarEntry.opd == opd if opd else CalendarEntry.opd.is_(None),  # type: ignore[union-attr]
+                CalendarEntry.first >= first,  # type: ignore[arg-type]
+                CalendarEntry.last <= last,  # type: ignore[arg-type]
+            )
+        )
+        row = CalendarEntry(
+            kind="off",
+            first=first,
+            last=last,
+            opd=opd,
+            reason=reason,
+            cuti_bersama=cuti_bersama,
+            created_at=now,
+            created_by=who.name,
+        )
+        uow.session.add(row)
+        data = {"date": first.isoformat(), "until": last.isoformat(), "reason": reason,
+                "cuti_bersama": cuti_bersama}  # fmt: skip
+        uow.record(Event("calendar.day_added", now, opd=opd, actor=who.name, data=data))
+        moved = _reschedule(uow, now, first, last, opd, reason, who.name)
+        uow.commit()
+    invalidate()
+    return {**data, "opd": opd, "rescheduled": moved}
+
+
+def remove_day(
+    ctx: Context, who: Principal, day: date, reason: str, opd: str | None = None
+) -> dict[str, Any]:
+    """Make a day a working day: drop it from the register's days off, or, for a holiday of
+    the national table, record that a decree made it a working day."""
+    reason, opd = _reason(reason), _opd(opd)
+    _may_change(who, opd)
+    now = ctx.clock()
+    with ctx.uow() as uow:
+        scope = CalendarEntry.opd == opd if opd else CalendarEntry.opd.is_(None)  # type: ignore[union-attr]
+        rows = list(
+            uow.session.execute(
+                select(CalendarEntry).where(
+                    CalendarEntry.kind == "off",  # type: ignore[arg-type]
+                    scope,
+                    CalendarEntry.first <= day,  # type: ignore[arg-type]
+                    CalendarEntry.last >= day,  # type: ignore[arg-type]
+                )
+            ).scalars()
+        )
+        listed = opd is None and any(h.day == day for h in national_table(day.year))
+        if not rows and not listed:
+            raise NotFound(
+                f"{day.isoformat()} is not a day off in the register"
+                + (f" of `{opd}`" if opd else " nor a national holiday")
+            )
+        for row in rows:
+            # a period loses the one day: what is left before and after stays
+            if row.first < day:
+                uow.session.add(_copy(row, row.first, day - timedelta(days=1)))
+            if row.last > day:
+                uow.session.add(_copy(row, day + timedelta(days=1), row.last))
+            uow.session.delete(row)
+        if listed:
+            uow.session.add(
+                CalendarEntry(
+                    kind="on", first=day, last=day, opd=None, reason=reason,
+                    created_at=now, created_by=who.name,
+                )
+            )  # fmt: skip
+        data = {"date": day.isoformat(), "reason": reason}
+        uow.record(Event("calendar.day_removed", now, opd=opd, actor=who.name, data=data))
+        moved = _reschedule(uow, now, day, day, opd, reason, who.name)
+        uow.commit()
+    invalidate()
+    return {**data, "opd": opd, "rescheduled": moved}
+
+
+def _copy(row: CalendarEntry, first: date, last: date) -> CalendarEntry:
+    return CalendarEntry(
+        kind=row.kind, first=first, last=last, opd=row.opd, reason=row.reason,
+        cuti_bersama=row.cuti_bersama, estimated=row.estimated,
+        created_at=row.created_at, created_by=row.created_by,
+    )  # fmt: skip
+
+
+def set_ramadan(
+    ctx: Context, who: Principal, year: int, first: date, last: date, reason: str
+) -> dict[str, Any]:
+    """Fix the dates of a year's Ramadan, as the government's sidang isbat set them."""
+    reason = _reason(reason)
+    _may_change(who, None)
+    if first.year != year or not 28 <= (last - first).days <= 30:
+        raise Invalid(
+            "these are not the dates of a Ramadan",
+            [{"field": "to", "message": f"give 1 Ramadan in {year} and its last day, 29 or 30 "
+              "days later inclusive"}],
+        )  # fmt: skip
+    now = ctx.clock()
+    with ctx.uow() as uow:
+        old = list(
+            uow.session.execute(
+                select(CalendarEntry).where(
+                    CalendarEntry.kind == "ramadan",  # type: ignore[arg-type]
+                    CalendarEntry.first >= date(year, 1, 1),  # type: ignore[arg-type]
+                    CalendarEntry.first <= date(year, 12, 31),  # type: ignore[arg-type]
+                )
+            ).scalars()
+        )
+        spans = [(first, last)] + [(r.first, r.last) for r in old]
+        spans += [(p.first, p.last) for p in ramadan_estimates(year)]
+        for row in old:
+            uow.session.delete(row)
+        uow.session.add(
+            CalendarEntry(
+                kind="ramadan", first=first, last=last, opd=None, reason=reason,
+                created_at=now, created_by=who.name,
+            )
+        )  # fmt: skip
+        data = {"year": year, "from": first.isoformat(), "to": last.isoformat(), "reason": reason}
+        uow.record(Event("calendar.ramadan_set", now, actor=who.name, data=data))
+        lo = min(s[0] for s in spans)
+        hi = max(s[1] for s in spans)
+        moved = _reschedule(uow, now, lo, hi, None, reason, who.name)
+        uow.commit()
+    invalidate()
+    return {**data, "rescheduled": moved}
+
+
+def set_zone(ctx: Context, who: Principal, opd: str, zone: str, reason: str) -> dict[str, Any]:
+    """Set an office's default time zone; its SOPs' `id-working` runs in it from now on."""
+    reason, opd_id = _reason(reason), _opd(opd)
+    assert opd_id is not None
+    _may_change(who, opd_id)
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone_ok = False
+    else:
+        zone_ok = zone.startswith("Asia/") or zone == "UTC"
+    if not zone_ok:
+        raise Invalid(
+            f"`{zone}` is not a time zone",
+            [{"field": "timezone", "message": "use Asia/Jakarta (WIB), Asia/Makassar (WITA) "
+              "or Asia/Jayapura (WIT)"}],
+        )  # fmt: skip
+    now = ctx.clock()
+    with ctx.uow() as uow:
+        ensure_opd(uow, opd_id, now)
+        row = uow.session.get(CalendarZone, opd_id)
+        if row is None:
+            uow.session.add(CalendarZone(opd=opd_id, timezone=zone, set_at=now, set_by=who.name))
+        else:
+            row.timezone, row.set_at, row.set_by = zone, now, who.name
+        data = {"timezone": zone, "reason": reason}
+        uow.record(Event("calendar.zone_set", now, opd=opd_id, actor=who.name, data=data))
+        moved = _reschedule(uow, now, None, None, opd_id, reason, who.name)
+        uow.commit()
+    invalidate()
+    return {"opd": opd_id, **data, "rescheduled": moved}
+
+
+# -- deadlines that follow a change -------------------------------------------------------
+
+
+def _reschedule(
+    uow: UnitOfWork,
+    now: datetime,
+    first: date | None,
+    last: date | None,
+    opd: str | None,
+    reason: str,
+    actor: str,
+) -> int:
+    """Compute again the open deadlines a change of the days first..last (None: any day)
+    may touch, with the register as it is after the change; returns how many moved."""
+    uow.session.flush()
+    invalidate()
+    register = _read(uow.session)
+    # a day in any zone of Indonesia starts after 15:00 UTC the day before and ends before
+    # 17:00 UTC that day: a day's margin either side covers every zone
+    query = (
+        select(Case, SopVersion.checksum)
+        .join(SopVersion, (SopVersion.key == Case.sop) & (SopVersion.version == Case.sop_version))
+        .where(Case.status == "open")  # type: ignore[arg-type]
+        .order_by(Case.pk)
+    )
+    if opd is not None:
+        query = query.where(Case.opd == opd)  # type: ignore[arg-type]
+    if first is not None and last is not None:
+        lo = datetime.combine(first - timedelta(days=1), datetime.min.time(), UTC)
+        hi = datetime.combine(last + timedelta(days=2), datetime.min.time(), UTC)
+        query = query.where(
+            or_(
+                (Case.step_due_at >= lo) & (Case.step_entered_at < hi),  # type: ignore[operator]
+                (Case.service_due_at >= lo) & (Case.created_at < hi),  # type: ignore[operator]
+                (Case.service_due_frozen >= lo) & (Case.created_at < hi),  # type: ignore[operator]
+            )
+        )
+    if uow.session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(of=Case)  # type: ignore[arg-type]
+    moved = 0
+    sops: dict[tuple[str, int], SOP] = {}
+    events: list[Event] = []
+    rows = uow.session.execute(query).all()
+    visits = _open_visits(uow, [case.pk for case, _ in rows if case.pk is not None])
+    timers = _timers(uow, [case.pk for case, _ in rows if case.pk is not None])
+    with uow.session.no_autoflush:
+        for case, checksum in rows:
+            key = (case.sop, case.sop_version)
+            sop = sops.get(key)
+            if sop is None:
+                sop = sops[key] = sop_of(uow.session, case.sop, case.sop_version, checksum)
+            spec = register.calendar(sop.calendar, case.opd)
+            moved += _move_case(
+                case, sop, spec, visits.get(case.pk or 0), timers.get(case.pk or 0, []),
+                now, reason, actor, events,
+            )  # fmt: skip
+            dues = (case.step_due_at, case.service_due_at, case.service_due_frozen)
+            estimated = any(
+                d is not None and register.year_status(d.year)["status"] != "ok" for d in dues
+            )
+            if estimated != case.deadline_estimated:
+                case.deadline_estimated = estimated
+    for event in events:
+        uow.record(event)
+    return moved
+
+
+def _open_visits(uow: UnitOfWork, pks: list[int]) -> dict[int, StepVisit]:
+    out: dict[int, StepVisit] = {}
+    for i in range(0, len(pks), 5000):
+        chunk = pks[i : i + 5000]
+        rows = uow.session.execute(
+            select(StepVisit).where(
+                StepVisit.case_pk.in_(chunk),  # type: ignore[attr-defined]
+                StepVisit.left_at.is_(None),  # type: ignore[union-attr]
+            )
+        ).scalars()
+        for visit in rows:
+            out[visit.case_pk] = visit
+    return out
+
+
+def _timers(uow: UnitOfWork, pks: list[int]) -> dict[int, list[SlaTimer]]:
+    out: dict[int, list[SlaTimer]] = {}
+    for i in range(0, len(pks), 5000):
+        chunk = pks[i : i + 5000]
+        rows = uow.session.execute(
+            select(SlaTimer).where(SlaTimer.case_pk.in_(chunk))  # type: ignore[attr-defined]
+        ).scalars()
+        for timer in rows:
+            out.setdefault(timer.case_pk, []).append(timer)
+    return out
+
+
+def _move_case(
+    case: Case,
+    sop: SOP,
+    spec: CalendarSpec,
+    visit: StepVisit | None,
+    timers: list[SlaTimer],
+    now: datetime,
+    reason: str,
+    actor: str,
+    events: list[Event],
+) -> int:
+    moved = 0
+    step = sop.step(case.step)
+    new_step_due = step_deadline(sop, step, case.step_entered_at, spec)
+    if case.step_due_at is not None and new_step_due is not None:
+        if new_step_due != case.step_due_at:
+            events.append(
+                _event(case, now, actor, "step", case.step_due_at, new_step_due, reason)
+            )
+            case.step_due_at = new_step_due
+            if visit is not None:
+                visit.due_at = new_step_due
+            moved += 1
+        # pending rungs follow; a rung that fired has no timer row any more and stays fired
+        rungs = {r.index: r.due for r in rung_deadlines(sop, step, case.step_entered_at, spec)}
+        for timer in timers:
+            if timer.rung != SERVICE_RUNG and timer.rung in rungs:
+                if timer.due_at != rungs[timer.rung]:
+                    timer.due_at = rungs[timer.rung]
+    base = service_deadline(sop, case.created_at, spec)
+    if base is not None and (case.service_due_at is not None or case.service_due_frozen):
+        working = calendar_for(spec)
+        # the time spent waiting on the citizen still moves it later (counted as it was)
+        whole = round(case.paused_seconds)
+        new_service = working.add(base, Duration.of_seconds(whole)) if whole > 0 else base
+        if case.service_due_at is not None and new_service != case.service_due_at:
+            events.append(
+                _event(case, now, actor, "service", case.service_due_at, new_service, reason)
+            )
+            case.service_due_at = new_service
+            for timer in timers:
+                if timer.rung == SERVICE_RUNG:
+                    timer.due_at = new_service
+            moved += 1
+        elif case.service_due_frozen is not None and new_service != case.service_due_frozen:
+            events.append(
+                _event(case, now, actor, "service", case.service_due_frozen, new_service, reason)
+            )
+            case.service_due_frozen = new_service
+            moved += 1
+    return moved
+
+
+def _event(
+    case: Case, now: datetime, actor: str, clock: str, old: datetime, new: datetime, reason: str
+) -> Event:
+    return Event(
+        RESCHEDULED,
+        now,
+        opd=case.opd,
+        sop=case.sop,
+        case_id=case.id,
+        actor=actor,
+        from_step=case.step,
+        data={
+            "old_due_at": old.isoformat(),
+            "new_due_at": new.isoformat(),
+            "reason": reason,
+            "clock": clock,
+        },
+    )
+
+
+# -- reading ------------------------------------------------------------------------------
+
+
+def year_view(ctx: Context, year: int, opd: str | None = None) -> dict[str, Any]:
+    """The non-working days and periods of a year in force, each with its reason and whether
+    it is decreed or estimated; with `opd`, that office's own days too."""
+    if not 1970 <= year <= 2200:
+        raise Invalid("no calendar for that year", [{"field": "year", "message": "1970-2200"}])
+    with ctx.reader() as uow:
+        register = _read(uow.session)
+    confirmed = {d for e in register.entries if e.kind == "off" and e.opd is None for d in e.days()}
+    working = {d for e in register.entries if e.kind == "on" and e.opd is None for d in e.days()}
+    items: list[dict[str, Any]] = []
+    for h in national_table(year):
+        if h.day in working:
+            continue
+        estimated = h.estimated and h.day not in confirmed
+        items.append({
+            "date": h.day.isoformat(), "until": h.day.isoformat(),
+            "kind": "cuti_bersama" if h.cuti_bersama else "holiday",
+            "reason": h.name, "status": "estimated" if estimated else "decreed",
+            "source": "national table", "opd": None,
+        })  # fmt: skip
+    for e in register.entries:
+        if e.last.year < year or e.first.year > year:
+            continue
+        if e.opd is not None and e.opd != opd and opd != "*":
+            continue
+        kind = {"off": "cuti_bersama" if e.cuti_bersama else "holiday", "on": "working_day",
+                "ramadan": "ramadan"}[e.kind]  # fmt: skip
+        items.append({
+            "date": e.first.isoformat(), "until": e.last.isoformat(), "kind": kind,
+            "reason": e.reason, "status": "estimated" if e.estimated else "decreed",
+            "source": "register", "opd": e.opd,
+        })  # fmt: skip
+    if not register.ramadan_fixed(year):
+        for p in ramadan_estimates(year):
+            items.append({
+                "date": p.first.isoformat(), "until": p.last.isoformat(), "kind": "ramadan",
+                "reason": "Ramadan: 32.5 working hours a week from 08:00 (Perpres 21/2023)",
+                "status": "estimated", "source": "estimate", "opd": None,
+            })  # fmt: skip
+    items.sort(key=lambda i: (i["date"], i["kind"]))
+    return {"year": year, **register.year_status(year), "items": items,
+            "zones": {o: z for o, z in register.zones}}  # fmt: skip
+
+
+def health(ctx: Context, today: date) -> dict[str, Any]:
+    """Whether the current and the next year are decreed, for `/healthz` and start-up."""
+    with ctx.reader() as uow:
+        register = _read(uow.session)
+    years = {str(y): register.year_status(y) for y in (today.year, today.year + 1)}
+    ok = all(v["status"] == "ok" for v in years.values())
+    return {"status": "ok" if ok else "estimated", "years": years}
