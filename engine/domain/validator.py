@@ -37,7 +37,7 @@ from engine.domain.model import (
     Step,
     Transition,
 )
-from engine.domain.patterns import PatternError, compile_pattern
+from engine.domain.patterns import PatternError, compile_pattern, matches
 from engine.domain.yamlsrc import Node
 
 SOP_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -682,10 +682,18 @@ class _Checker:
                 if v is None or isinstance(v, dict | list):
                     self.add(entry, f"{where}`{name}`: a value should be a plain value, "
                              f"not {_kind(v)}")  # fmt: skip
-                elif isinstance(v, str | int | float | bool):
-                    picked.append(v)
                 else:
-                    picked.append(str(v))
+                    value = v if isinstance(v, str | int | float | bool) else str(v)
+                    spec = known[name]
+                    if spec.pattern and not (
+                        isinstance(value, str) and matches(spec.pattern, value)
+                    ):
+                        self.add(
+                            entry,
+                            f"{where}`{value}` can never be the value of `{name}`: it does not "
+                            f"match the field's pattern `{spec.pattern}`",
+                        )
+                    picked.append(value)
             out.append((name, tuple(picked)))
         return tuple(out)
 

@@ -107,6 +107,8 @@ def case_view(case: Case, sop: SOP, principal: Principal) -> dict[str, Any]:
         "escalation_level": case.escalation_level,
         "flags": list(case.flags),
         "received": list(case.received),
+        # the requirements asked of this application (`when` applied to its fields)
+        "requirements": [r.id for r in sop.requirements if r.applies(case.fields)],
         "paid_total": case.paid_total,
         "bill": case.bill,
         "deemed_approved_at": case.deemed_approved_at,
@@ -518,7 +520,11 @@ def mark_received(
     """Mark documents received on a case and record it."""
     add_documents(uow, case, docs, principal, now)
     case.received = [*case.received, *docs]
-    received = {"received": list(docs)}
+    received: dict[str, Any] = {"received": list(docs)}
+    outside = [d for d in docs if (r := sop.requirement(d)) and not r.applies(case.fields)]
+    if outside:
+        # documents this kind of application is not asked for: outside the standard
+        received["outside_standard"] = outside
     uow.record(act("case.received", sop, case, principal, now, received, from_step=case.step))
 
 

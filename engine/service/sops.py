@@ -92,7 +92,14 @@ def sop_view(sop: SOP, row: SopVersion) -> dict[str, Any]:
             for f in sop.fields
         ],
         "requirements": [
-            {"id": r.id, "name": r.name, "optional": r.optional} for r in sop.requirements
+            {
+                "id": r.id,
+                "name": r.name,
+                "optional": r.optional,
+                # asked only of applications whose field holds one of these values
+                "when": {name: list(values) for name, values in r.when} or None,
+            }
+            for r in sop.requirements
         ],
         "steps": [
             {
@@ -251,7 +258,14 @@ def public_view(sop: SOP) -> dict[str, Any]:
         "description": sop.description,
         "legal_basis": list(sop.legal_basis),
         "requirements": [
-            {"id": r.id, "name": r.name, "optional": r.optional} for r in sop.requirements
+            {
+                "id": r.id,
+                "name": r.name,
+                "optional": r.optional,
+                # asked only of applications whose field holds one of these values
+                "when": {name: list(values) for name, values in r.when} or None,
+            }
+            for r in sop.requirements
         ],
         "steps": [
             {
@@ -269,7 +283,19 @@ def public_view(sop: SOP) -> dict[str, Any]:
             {"id": s.id, "name": s.name, "outcome": s.outcome} for s in sop.steps if s.final
         ],
         "service_time": duration_text(sop.service_time),
-        "fee": {"amount": sop.fee.amount, "basis": sop.fee.basis, "free": sop.fee.free},
+        "fee": {
+            "amount": sop.fee.amount,
+            "basis": sop.fee.basis,
+            "free": sop.fee.free,
+            # a levy is billed per case (the SKRD) by the regulation in `basis`
+            "levy": sop.fee.levy,
+        },
+        "charges": [
+            {"id": c.id, "name": c.name, "amount": c.amount, "basis": c.basis}
+            for c in sop.charges
+        ],
+        "deemed_approval": sop.deemed_approval,
+        "decision_time": duration_text(sop.decision_time),
     }
 
 

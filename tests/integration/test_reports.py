@@ -430,6 +430,7 @@ def _kk_fields() -> dict[str, object]:
             values[f.name] = "3201234567890001" if f.name == "nik" else {
                 "integer": 1, "number": 1, "boolean": True, "date": "2026-03-01",
             }.get(f.type, "x")  # fmt: skip
+    values["jenis_permohonan"] = "baru"  # a value its pattern allows
     return values
 
 
