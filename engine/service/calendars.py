@@ -37,7 +37,8 @@ from engine.domain.model import SOP, CalendarSpec
 from engine.domain.sla import rung_deadlines, service_deadline, step_deadline
 from engine.domain.validator import SOP_SLUG
 from engine.service.context import Context
-from engine.service.errors import Forbidden, Invalid, NotFound
+from engine.service.errors import Invalid, NotFound
+from engine.service.refusals import deny
 from engine.service.sops import sop_of
 from engine.service.users import Principal, ensure_opd
 from engine.store.tables import (
@@ -171,14 +172,18 @@ def mark_estimated(session: Session | None, case: Case) -> None:
 # -- changes ------------------------------------------------------------------------------
 
 
-def _may_change(who: Principal, opd: str | None) -> None:
+def _may_change(ctx: Context, who: Principal, opd: str | None) -> None:
+    """Refuse, and record the refusal, unless `who` keeps this part of the register."""
     if not who.calendar_admin:
-        raise Forbidden("only a calendar administrator may change the calendar register")
+        deny(ctx, who, "only a calendar administrator may change the calendar register", opd=opd)
     if who.opd is not None and opd != who.opd:
-        raise Forbidden(
+        deny(
+            ctx,
+            who,
             f"you keep the calendar of `{who.opd}` only; name it with `opd`"
             if opd is None
-            else f"you keep the calendar of `{who.opd}`, not of `{opd}`"
+            else f"you keep the calendar of `{who.opd}`, not of `{opd}`",
+            opd=opd,
         )
 
 
@@ -218,7 +223,7 @@ def add_days(
     """Make `first` (to `until`) non-working days, nationally or for one office."""
     last = until or first
     reason, opd = _reason(reason), _opd(opd)
-    _may_change(who, opd)
+    _may_change(ctx, who, opd)
     if last < first or (last - first).days >= MAX_SPAN_DAYS:
         raise Invalid(
             "the period is not one",
@@ -263,7 +268,7 @@ def remove_day(
     """Make a day a working day: drop it from the register's days off, or, for a holiday of
     the national table, record that a decree made it a working day."""
     reason, opd = _reason(reason), _opd(opd)
-    _may_change(who, opd)
+    _may_change(ctx, who, opd)
     now = ctx.clock()
     with ctx.uow() as uow:
         scope = CalendarEntry.opd == opd if opd else CalendarEntry.opd.is_(None)  # type: ignore[union-attr]
@@ -318,7 +323,7 @@ def set_ramadan(
 ) -> dict[str, Any]:
     """Fix the dates of a year's Ramadan, as the government's sidang isbat set them."""
     reason = _reason(reason)
-    _may_change(who, None)
+    _may_change(ctx, who, None)
     if first.year != year or not 28 <= (last - first).days <= 30:
         raise Invalid(
             "these are not the dates of a Ramadan",
@@ -360,7 +365,7 @@ def set_zone(ctx: Context, who: Principal, opd: str, zone: str, reason: str) -> 
     """Set an office's default time zone; its SOPs' `id-working` runs in it from now on."""
     reason, opd_id = _reason(reason), _opd(opd)
     assert opd_id is not None
-    _may_change(who, opd_id)
+    _may_change(ctx, who, opd_id)
     try:
         ZoneInfo(zone)
     except (ZoneInfoNotFoundError, ValueError):

@@ -114,6 +114,13 @@ MATRIX = [
     probe("GET",  "/api/v1/reports/sla",               403,  403,  200,  403,  200,  200),
     # everyone reads their own inbox, and only their own
     probe("GET",  "/api/v1/notifications",             200,  200,  200,  200,  200,  200),
+    # the calendar register: changed only by a calendar administrator (none of these), read
+    # by everyone
+    probe("POST", "/api/v1/calendar/days",             403,  403,  403,  403,  403,  403),
+    probe("POST", "/api/v1/calendar/removals",         403,  403,  403,  403,  403,  403),
+    probe("PUT",  "/api/v1/calendar/ramadan/{year}",   403,  403,  403,  403,  403,  403),
+    probe("PUT",  "/api/v1/calendar/zones/{opd}",      403,  403,  403,  403,  403,  403),
+    probe("GET",  "/api/v1/calendar/{year}",           200,  200,  200,  200,  200,  200),
 ]
 # fmt: on
 
@@ -128,6 +135,10 @@ BODIES: dict[str, dict[str, Any]] = {
     "/api/v1/cases/{id}/transitions": {"name": "terima"},  # loket's, at pendaftaran
     "/api/v1/cases/{id}/received": {"received": ["denah"]},
     "/api/v1/cases/{id}/payments": {"amount": 50000, "method": "cash"},
+    "/api/v1/calendar/days": {"date": "2027-01-04", "reason": "SKB 3 Menteri", "opd": "{opd}"},
+    "/api/v1/calendar/removals": {"date": "2027-01-01", "reason": "SKB 3 Menteri"},
+    "/api/v1/calendar/ramadan/{year}": {"from": "2027-02-08", "to": "2027-03-09", "reason": "x"},
+    "/api/v1/calendar/zones/{opd}": {"timezone": "Asia/Makassar", "reason": "WITA"},
 }
 LISTS = ("/api/v1/sops", "/api/v1/cases", "/api/v1/audit/events")
 
@@ -177,7 +188,9 @@ class World:
 
     def fill(self, template: str, case_id: str) -> str:
         seq = self.first_seq(case_id) if "{seq}" in template else 0
-        return template.format(sop=self.a.sop, opd=self.a.opd, n=1, id=case_id, seq=seq)
+        return template.format(
+            sop=self.a.sop, opd=self.a.opd, n=1, id=case_id, seq=seq, year=2027
+        )
 
     def first_seq(self, case_id: str) -> int:
         """The seq of a case's first event, as the inspectorate reads it."""
@@ -192,7 +205,9 @@ class World:
             yaml = self.a.sop_text(version=2).encode()
             return {"content": yaml, "headers": {"Content-Type": "application/yaml"}}
         body = BODIES[probe.path]
-        return {"json": {k: self.a.sop if v == "{sop}" else v for k, v in body.items()}}
+        names = {"{sop}": self.a.sop, "{opd}": self.a.opd}
+        return {"json": {k: names.get(v, v) if isinstance(v, str) else v
+                         for k, v in body.items()}}  # fmt: skip
 
     def send(self, client: httpx.Client, probe: Probe, case_id: str) -> httpx.Response:
         params = {k: self.fill(v, case_id) for k, v in probe.query}
@@ -323,6 +338,11 @@ def test_report_endpoints(server: Server) -> None:
 def test_notification_endpoints(server: Server) -> None:
     world = World.build(server)
     run(world, "/api/v1/notifications")
+
+
+def test_calendar_endpoints(server: Server) -> None:
+    world = World.build(server)
+    run(world, "/api/v1/calendar")
 
 
 def test_no_valid_token_is_401_everywhere_changes_nothing_and_leaves_no_trace(
