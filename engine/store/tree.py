@@ -14,6 +14,7 @@ from sqlalchemy import func, insert, select, text, tuple_
 from sqlmodel import Session
 
 from engine.domain import merkle
+from engine.domain.audit import GENESIS, chain_hash
 from engine.store import audit
 from engine.store.tables import AuditEvent, Checkpoint, Cosignature, MerkleNode
 
@@ -86,20 +87,32 @@ def root(session: Session, size: int) -> bytes:
 def extend(session: Session, limit: int) -> tuple[int, int]:
     """Add the events after the tree's size (at most `limit`) to it; returns old, new size.
 
-    Call it under `lock`. Stops at a missing seq: the tree never skips an event.
+    Call it under `lock`. Only events that chain onto the tree's last event are added: the
+    tree stops before a missing seq or an event whose hash does not follow, so a checkpoint
+    never signs a broken chain (`verify` names that event).
     """
     size = tree_size(session)
+    prev = GENESIS
+    if size:
+        prev = session.execute(select(AuditEvent.hash).where(AuditEvent.seq == size)).scalar()
+    names = ", ".join("CAST(data AS TEXT) AS data" if c == "data" else c for c in audit.COLUMNS)
     rows = session.execute(
-        select(AuditEvent.seq, AuditEvent.hash)
-        .where(AuditEvent.seq > size)  # type: ignore[operator]
-        .order_by(AuditEvent.seq)  # type: ignore[arg-type]
-        .limit(limit)
-    ).all()
+        text(f"SELECT {names} FROM audit_event WHERE seq > :size ORDER BY seq LIMIT :limit"),
+        {"size": size, "limit": limit},
+    ).mappings()
     leaves = []
-    for seq, digest in rows:
-        if seq != size + len(leaves) + 1:
+    for row in rows:
+        seq = size + len(leaves) + 1
+        if row["seq"] != seq or row["prev_hash"] != prev:
+            break
+        try:
+            digest = chain_hash(prev, seq, audit.as_event(row))
+        except (audit.Unreadable, ValueError, TypeError, OverflowError):
+            break
+        if row["hash"] != digest:
             break
         leaves.append(event_leaf(digest))
+        prev = digest
     if not leaves:
         return size, size
     wanted = merkle.frontier_ranges(size)
@@ -196,17 +209,17 @@ def verify_against(session: Session, size: int, expected_root: bytes) -> audit.V
         result.close()
     if not chain.ok and chain.first_bad_seq is not None and chain.first_bad_seq <= size:
         return chain
-    if frontier.size < size:
+    if frontier.size == size and frontier.root() == expected_root:
+        return chain
+    tree_intact = tree_size(session) >= size and root(session, size) == expected_root
+    seq = _first_differing(session, min(size, frontier.size))
+    if seq is None and frontier.size < size:
         missing = frontier.size + 1
         reason = (
             f"event {missing} is missing: the checkpoint of size {size} covers {size} events, "
             f"the trail holds {frontier.size}"
         )
         return audit.Verification(False, chain.checked, missing, chain.last_hash, reason)
-    if frontier.root() == expected_root:
-        return chain
-    tree_intact = tree_size(session) >= size and root(session, size) == expected_root
-    seq = _first_differing(session, size)
     if seq is None:
         reason = (
             f"the first {size} events do not hash to the root of the checkpoint of size "
