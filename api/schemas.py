@@ -202,6 +202,9 @@ class CaseOut(BaseModel):
     step_entered_at: datetime
     step_due_at: datetime | None
     service_due_at: datetime | None
+    deadline_estimated: bool = Field(
+        False, description="a due instant lies in a year whose holidays or Ramadan are estimated"
+    )
     escalation_level: int
     flags: list[str]
     received: list[str]

@@ -353,8 +353,9 @@ def set_ramadan(
         )  # fmt: skip
         data = {"year": year, "from": first.isoformat(), "to": last.isoformat(), "reason": reason}
         uow.record(Event("calendar.ramadan_set", now, actor=who.name, data=data))
-        lo = min(s[0] for s in spans)
-        hi = max(s[1] for s in spans)
+        # the whole year: a case due in it may no longer be estimated
+        lo = min([date(year, 1, 1), *(s[0] for s in spans)])
+        hi = max([date(year, 12, 31), *(s[1] for s in spans)])
         moved = _reschedule(uow, now, lo, hi, None, reason, who.name)
         uow.commit()
     invalidate()

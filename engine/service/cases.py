@@ -104,6 +104,8 @@ def case_view(case: Case, sop: SOP, principal: Principal) -> dict[str, Any]:
         "step_entered_at": case.step_entered_at,
         "step_due_at": case.step_due_at,
         "service_due_at": case.service_due_at,
+        # a due instant lies in a year whose holidays or Ramadan are not yet decreed
+        "deadline_estimated": case.deadline_estimated,
         "escalation_level": case.escalation_level,
         "flags": list(case.flags),
         "received": list(case.received),

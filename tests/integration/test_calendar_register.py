@@ -200,3 +200,26 @@ def test_the_register_is_not_for_staff_or_the_anonymous(own_server: Server) -> N
     assert office.admin.post("/api/v1/calendar/days", json=body).status_code == 403
     anonymous = httpx.post(f"{own_server.base_url}/api/v1/calendar/days", json=body)
     assert anonymous.status_code == 401
+
+
+def test_a_case_due_in_an_estimated_year_says_so_until_the_decree_is_recorded(
+    own_server: Server,
+) -> None:
+    office = working_office(own_server)
+    loket = office.staff("loket")
+    case = office.open_case(loket)
+    year = at(case["service_due_at"]).astimezone(WIB).year
+    health = httpx.get(f"{own_server.base_url}/healthz").json()["calendar"]["years"]
+    assert case["deadline_estimated"] is (health[str(year)]["status"] != "ok")
+    # the government's dates of that year's Ramadan recorded: the case follows the year
+    estimate = next(i for i in httpx.get(f"{own_server.base_url}/public/calendar/{year}").json()[
+        "items"] if i["kind"] == "ramadan")  # fmt: skip
+    start = date.fromisoformat(estimate["date"])
+    keeper = own_server.client(f"cal-{secrets.token_hex(4)}", calendar_admin=True)
+    body = {"from": start.isoformat(), "to": (start + timedelta(days=29)).isoformat(),
+            "reason": "Sidang isbat Kementerian Agama"}  # fmt: skip
+    assert keeper.put(f"/api/v1/calendar/ramadan/{year}", json=body).status_code == 200
+    after = httpx.get(f"{own_server.base_url}/healthz").json()["calendar"]["years"][str(year)]
+    assert after["ramadan"] == "decreed"
+    now = loket.get(f"/api/v1/cases/{case['id']}").json()
+    assert now["deadline_estimated"] is (after["status"] != "ok")
