@@ -83,7 +83,7 @@ def case_view(case: Case, sop: SOP, principal: Principal) -> dict[str, Any]:
     blocked: list[dict[str, str]] = []
     if case.status == "open" and principal.staff:
         machine, state = compile_sop(sop), facts(case, sop)
-        actor = Actor(principal.name, principal.roles)
+        actor = Actor(principal.name, acting_roles(principal, sop))
         allowed = machine.allowed(state, actor)
         blocked = [
             {"name": b.name, "guard": b.guard, "message": b.message}
@@ -198,7 +198,8 @@ def load_case_and_visit(
     if row is None:
         raise NotFound(f"no case `{case_id}`")
     case, checksum, visit = row
-    if not principal.may_see_opd(case.opd):
+    sop = sop_of(uow.session, case.sop, case.sop_version, checksum)
+    if not (principal.may_see_opd(case.opd) or guest_may_see(principal, sop, case)):
         uow.rollback()
         refuse(
             ctx,
@@ -208,7 +209,28 @@ def load_case_and_visit(
             case,
             {"action": action},
         )
-    return case, sop_of(uow.session, case.sop, case.sop_version, checksum), visit
+    return case, sop, visit
+
+
+def acting_roles(principal: Principal, sop: SOP) -> frozenset[str]:
+    """The caller's roles that count on this SOP: a role the SOP gives to another office
+    counts only for that office's staff, and the SOP's own roles only for its office's."""
+    if principal.opd is None:
+        return frozenset()
+    return frozenset(r for r in principal.roles if sop.office_of(r) == principal.opd)
+
+
+def guest_may_see(principal: Principal, sop: SOP, case: Case) -> bool:
+    """True for staff of another office the SOP names for a role they hold, on a case they
+    work on now or worked on before; nothing else of the owning office is theirs to see."""
+    if principal.opd is None or principal.opd == case.opd or principal.inspector:
+        return False
+    held = acting_roles(principal, sop)
+    if not held:
+        return False
+    if any(principal.name in names for names in case.fired_by.values()):
+        return True
+    return case.status == "open" and bool(held.intersection(step_roles(sop, case)))
 
 
 def get_case(ctx: Context, principal: Principal, case_id: str) -> dict[str, Any]:
@@ -397,7 +419,8 @@ def fire_transition(
         state = replace(state, received=state.received | set(new_docs))
         machine = compile_sop(sop)
         try:
-            fired = machine.fire(state, Actor(principal.name, principal.roles), name, comment)
+            actor = Actor(principal.name, acting_roles(principal, sop))
+            fired = machine.fire(state, actor, name, comment)
         except TransitionRefused as e:
             raise Conflict(
                 str(e), [{"field": "name", "message": "allowed: " + ", ".join(e.allowed)}]
@@ -572,7 +595,7 @@ def receive_documents(
         if case.status != "open":
             raise Conflict(f"the case is closed ({case.outcome}); no documents can be marked")
         roles = step_roles(sop, case)
-        if not principal.roles.intersection(roles):
+        if not acting_roles(principal, sop).intersection(roles):
             uow.rollback()
             deny(
                 ctx,
@@ -684,7 +707,7 @@ def record_payment(
             uow.rollback()
             deny(ctx, principal, READ_ONLY, case, action="payment")
         collectors = list(sop.collectors)
-        if not principal.roles.intersection(collectors):
+        if not acting_roles(principal, sop).intersection(collectors):
             uow.rollback()
             deny(
                 ctx,
@@ -795,7 +818,7 @@ def issue_bill(
                 else f"`{sop.key}` is free of charge: nothing can be billed"
             )
         billers = [sop.fee.billed_by] if sop.fee.billed_by else []
-        if not principal.roles.intersection(billers):
+        if not acting_roles(principal, sop).intersection(billers):
             uow.rollback()
             deny(
                 ctx,

@@ -6,18 +6,18 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.sql import Select
 
-from engine.service.cases import case_view, load_case
+from engine.service.cases import case_view, guest_may_see, load_case
 from engine.service.context import Context
 from engine.service.errors import Invalid, NotFound
-from engine.service.pages import check_limit, decode_cursor, page
+from engine.service.pages import check_limit, decode_cursor, encode_cursor, page
 from engine.service.refusals import deny
 from engine.service.sops import sop_of
 from engine.service.users import Principal
 from engine.store import audit
-from engine.store.tables import AuditEvent, Case, SopVersion, User
+from engine.store.tables import AuditEvent, Case, SopVersion, StepVisit, User
 
 
 def event_view(row: AuditEvent) -> dict[str, Any]:
@@ -61,8 +61,28 @@ def list_cases(
         .join(SopVersion, (SopVersion.key == Case.sop) & (SopVersion.version == Case.sop_version))
         .where(Case.pk > after)  # type: ignore[operator]
     )
+    guests: list[str] = []
     if not principal.inspector:
-        query = query.where(Case.opd == principal.opd)
+        with ctx.reader() as uow:
+            guests = _guest_sops(uow.session, principal)
+        own = Case.opd == principal.opd
+        if guests:
+            # cases of SOPs that give this office a step: those it works on or worked on
+            worked = select(StepVisit.case_pk).where(StepVisit.left_by == principal.name)
+            query = query.where(
+                or_(
+                    own,
+                    and_(
+                        Case.sop.in_(guests),  # type: ignore[attr-defined]
+                        or_(
+                            Case.step_role.in_(sorted(principal.roles) or [""]),  # type: ignore[union-attr]
+                            Case.pk.in_(worked),  # type: ignore[union-attr]
+                        ),
+                    ),
+                )
+            )
+        else:
+            query = query.where(own)
     if sop:
         query = query.where(Case.sop == sop)
     if step:
@@ -81,12 +101,32 @@ def list_cases(
         if assignee:
             query = _assigned_to(uow.session, query, principal, assignee)
         rows = uow.session.execute(query.order_by(Case.pk).limit(size)).all()  # type: ignore[arg-type]
-        items = [
-            case_view(case, sop_of(uow.session, case.sop, case.sop_version, checksum), principal)
-            for case, checksum in rows
-        ]
+        items = []
+        for case, checksum in rows:
+            spec = sop_of(uow.session, case.sop, case.sop_version, checksum)
+            if principal.may_see_opd(case.opd) or guest_may_see(principal, spec, case):
+                items.append(case_view(case, spec, principal))
     last = rows[-1][0].pk if rows else None
-    return page(items, size, last)
+    listing = page(items, size, last)
+    if len(rows) == size and last is not None:  # some rows may have been another office's
+        listing["next_cursor"] = encode_cursor(last)
+    return listing
+
+
+def _guest_sops(session: Any, principal: Principal) -> list[str]:
+    """Keys of other offices' SOPs that may give a role to the caller's office.
+
+    A text match narrows the search; `guest_may_see` decides on each case exactly.
+    """
+    if principal.opd is None or not principal.roles:
+        return []
+    rows = session.execute(
+        select(SopVersion.key)
+        .where(SopVersion.opd != principal.opd)
+        .where(SopVersion.source.contains(f"opd: {principal.opd}"))  # type: ignore[attr-defined]
+        .distinct()
+    ).scalars()
+    return list(rows)
 
 
 def _assigned_to(session: Any, query: Select[Any], principal: Principal, name: str) -> Select[Any]:

@@ -188,7 +188,13 @@ def bottlenecks(
 _COMPLIANCE = """
 SELECT {group} , COUNT(*) AS visits,
        SUM(CASE WHEN v.left_at <= v.due_at THEN 1 ELSE 0 END) AS on_time
-FROM step_visit v JOIN sop_case c ON c.pk = v.case_pk
+FROM (
+    -- each visit counts for the office of the officer who held it (another office may
+    -- work a step of an SOP), else for the case's
+    SELECT v.*, COALESCE(u.opd, c.opd) AS opd
+    FROM step_visit v JOIN sop_case c ON c.pk = v.case_pk
+    LEFT JOIN app_user u ON u.name = v.left_by
+) v
 WHERE v.due_at IS NOT NULL AND v.left_at IS NOT NULL
   AND v.entered_at >= :since AND v.entered_at < :until {office}
 GROUP BY {group}
@@ -196,10 +202,10 @@ ORDER BY {group}
 """
 
 _LEVELS = {
-    "opds": ("c.opd",),
-    "sops": ("c.opd", "v.sop"),
-    "steps": ("c.opd", "v.sop", "v.step"),
-    "officers": ("c.opd", "v.left_by"),
+    "opds": ("v.opd",),
+    "sops": ("v.opd", "v.sop"),
+    "steps": ("v.opd", "v.sop", "v.step"),
+    "officers": ("v.opd", "v.left_by"),
 }
 
 
@@ -216,7 +222,7 @@ def sla_compliance(
     params: dict[str, Any] = {"since": lo, "until": hi}
     where = ""
     if office is not None:
-        where, params["opd"] = "AND c.opd = :opd", office
+        where, params["opd"] = "AND v.opd = :opd", office
     out: dict[str, Any] = {"opd": office, "since": since, "until": until}
     for level, columns in _LEVELS.items():
         rows = rows_of(ctx, _COMPLIANCE.format(group=", ".join(columns), office=where), **params)

@@ -85,7 +85,10 @@ def _sweep_batch(ctx: Context, batch: int, result: SweepResult) -> int:
         if not timers:
             return 0
         cases = _cases(uow, {t.case_pk for t in timers}, postgres)
-        staff = _staff(uow, {case.opd for case, _sop in cases.values()})
+        # offices named for a role in an SOP hold those roles on its cases
+        staff = _staff(
+            uow, {o for case, sop in cases.values() for o in (case.opd, *sop.role_opds.values())}
+        )
         hooks = _webhooks(uow, {case.opd for case, _sop in cases.values()})
         deliveries: list[WebhookDelivery] = []
         fired = 0
@@ -96,7 +99,10 @@ def _sweep_batch(ctx: Context, batch: int, result: SweepResult) -> int:
                 if timer.key not in claimed:
                     continue  # fired already: a firing is unique per key
                 case, sop = cases[timer.case_pk]
-                event = _apply(uow, timer, case, sop, now, staff[case.opd])
+                holders = staff[case.opd]
+                if sop.role_opds:
+                    holders = {**holders, **{r: staff[o][r] for r, o in sop.role_opds.items()}}
+                event = _apply(uow, timer, case, sop, now, holders)
                 uow.record(event)
                 result.lateness.append((now - timer.due_at).total_seconds())
                 fired += 1

@@ -94,6 +94,8 @@ MATRIX = [
     probe("POST", "/api/v1/cases/{id}/received",       200,  403,  403,  404,  404,  403),
     probe("POST", "/api/v1/cases/{id}/payments",       201,  403,  403,  404,  404,  403),
     probe("GET",  "/api/v1/cases/{id}/payments",       200,  200,  200,  404,  404,  200),
+    # bills: the SOP's fee.billed_by, on a levy; A's SOP has a fixed fee, so A's staff get 409
+    probe("POST", "/api/v1/cases/{id}/bills",          409,  409,  409,  404,  404,  403),
     probe("GET",  "/api/v1/cases/{id}/history",        200,  200,  200,  404,  404,  200),
     probe("GET",  "/api/v1/audit/events",              403,  403,  SEE,  403,  HIDE, 200),
     probe("GET",  "/api/v1/audit/events",              403,  403,  SEE,  403,  403,  SEE,
