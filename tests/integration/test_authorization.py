@@ -137,6 +137,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "/api/v1/cases/{id}/transitions": {"name": "terima"},  # loket's, at pendaftaran
     "/api/v1/cases/{id}/received": {"received": ["denah"]},
     "/api/v1/cases/{id}/payments": {"amount": 50000, "method": "cash"},
+    "/api/v1/cases/{id}/bills": {"amount": 5000000, "reference": "SKRD/1", "basis": "Perda 1/2024"},
     "/api/v1/calendar/days": {"date": "2027-01-04", "reason": "SKB 3 Menteri", "opd": "{opd}"},
     "/api/v1/calendar/removals": {"date": "2027-01-01", "reason": "SKB 3 Menteri"},
     "/api/v1/calendar/ramadan/{year}": {"from": "2027-02-08", "to": "2027-03-09", "reason": "x"},
