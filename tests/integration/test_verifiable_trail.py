@@ -12,6 +12,7 @@ receipt taken before no longer verifies against a checkpoint signed after.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import subprocess
 import sys
@@ -30,6 +31,7 @@ from engine.service import checkpoints
 from engine.settings import Settings
 from engine.store import audit
 from engine.store.tables import AuditEvent
+from tests.conftest import ROOT
 from tests.integration.conftest import Office, Server, server_of_its_own
 
 EVENTS = AuditEvent.__table__
@@ -201,7 +203,24 @@ def test_a_witness_of_a_growing_log_cosigns_every_time(log: Server, tmp_path: Pa
     assert key_file.stat().st_mode & 0o777 == 0o600
 
 
-def test_proofs_and_receipts_verify_and_bad_parameters_are_problems(log: Server) -> None:
+def readme_receipt_script() -> str:
+    readme = (ROOT / "README.md").read_text()
+    after = readme[readme.index("**Checking a receipt.**") :]
+    return after[after.index("```python\n") + len("```python\n") : after.index("\n```\n")]
+
+
+def forged_receipt(receipt: dict[str, Any]) -> dict[str, Any]:
+    """The receipt with one leaf hash altered."""
+    events = [dict(e) for e in receipt["events"]]
+    leaf = bytearray(b64(events[-1]["leaf_hash"]))
+    leaf[0] ^= 1
+    events[-1]["leaf_hash"] = base64.b64encode(bytes(leaf)).decode()
+    return {**receipt, "events": events}
+
+
+def test_proofs_and_receipts_verify_and_bad_parameters_are_problems(
+    log: Server, tmp_path: Path
+) -> None:
     office = log.office()
     (case_id,) = activity(office, cases=1)
     size = sign(log)
@@ -233,6 +252,19 @@ def test_proofs_and_receipts_verify_and_bad_parameters_are_problems(log: Server)
     assert case_id not in receipt.text
     assert len(receipt.json()["events"]) == len(case_seqs(log, case_id))
     assert receipt_holds(log, receipt.json())
+    # the README's script checks it with the standard library and `cryptography` alone
+    script = readme_receipt_script()
+    for name, body in (("good", receipt.json()), ("forged", forged_receipt(receipt.json()))):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(body))
+        done = subprocess.run(
+            [sys.executable, "-c", script, key.vkey, str(path)], capture_output=True, text=True
+        )
+        if name == "good":
+            assert done.returncode == 0, done.stderr
+            assert f"events are in {now.origin}" in done.stdout, done.stdout
+        else:
+            assert done.returncode != 0 and "is not under the checkpoint" in done.stderr
     # refusals: problem+json, never a 500
     for params in ({"from": 5, "to": 2}, {"from": -1, "to": 2}, {"from": 0, "to": 10**12},
                    {"from": "x", "to": 1}, {"to": 1}):  # fmt: skip
