@@ -277,3 +277,44 @@ def test_days_in_law_end_at_a_closing(cal: WorkingCalendar, start: datetime, day
     assert cal.add_by_law(received, Duration(((days, "d"),))) >= cal.add(
         received, Duration(((days, "d"),))
     )
+
+
+# -- the register and the office's zone ------------------------------------------------------
+
+
+def test_the_register_closes_days_for_the_nation_or_one_office() -> None:
+    from engine.domain.calendar import RegisterEntry, effective_calendar
+
+    entries = (
+        RegisterEntry("off", date(2026, 7, 7), date(2026, 7, 7), "SKB amandemen"),
+        RegisterEntry("off", date(2026, 7, 8), date(2026, 7, 8), "Hari Jadi", opd="dukcapil"),
+        RegisterEntry("on", date(2026, 12, 24), date(2026, 12, 24), "SKB amandemen"),
+        RegisterEntry("off", date(2026, 7, 9), date(2026, 7, 9), "cuti", cuti_bersama=True),
+    )
+    ours = calendar_for(effective_calendar(ID_WORKING, entries, "dukcapil"))
+    theirs = calendar_for(effective_calendar(ID_WORKING, entries, "dinkes"))
+    assert not ours.is_working_day(date(2026, 7, 7)) and not theirs.is_working_day(date(2026, 7, 7))
+    assert not ours.is_working_day(date(2026, 7, 8)) and theirs.is_working_day(date(2026, 7, 8))
+    assert ours.is_working_day(date(2026, 12, 24))
+    hospital = load_sop(sop_with("{holidays: ID-national}")).calendar
+    assert calendar_for(effective_calendar(hospital, entries, "rsud")).is_working_day(
+        date(2026, 7, 9)
+    )
+    # 24x7 and `holidays: none` take nothing from the register
+    from engine.domain.model import ALWAYS
+
+    assert effective_calendar(ALWAYS, entries, "dukcapil") is ALWAYS
+
+
+def test_id_working_runs_in_the_office_zone_unless_the_sop_fixes_one() -> None:
+    from engine.domain.calendar import effective_calendar
+
+    wita = ZoneInfo("Asia/Makassar")
+    makassar = calendar_for(effective_calendar(ID_WORKING, (), "dpmptsp", "Asia/Makassar"))
+    start = datetime(2026, 7, 6, 11, tzinfo=wita)  # one hour, the break, one hour
+    assert makassar.add(start, Duration.parse("2h")) == datetime(2026, 7, 6, 14, tzinfo=wita)
+    # 07:00 in Jakarta is 08:00 in Makassar: open there, not yet in Jakarta
+    assert makassar.is_working(wib(2026, 7, 6, 7))
+    assert not id_working.is_working(wib(2026, 7, 6, 7))
+    fixed = load_sop(sop_with("{timezone: Asia/Jakarta}")).calendar
+    assert effective_calendar(fixed, (), "dpmptsp", "Asia/Makassar").timezone == "Asia/Jakarta"

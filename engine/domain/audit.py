@@ -7,11 +7,26 @@ characters; `at` in UTC as `YYYY-MM-DDTHH:MM:SS.ffffffZ`; money as integer rupia
 values as `null`. `hash = SHA-256(prev_hash ‖ canonical)` in lowercase hex, where
 `prev_hash` is the previous event's hash as its 64 hex characters (64 zeros before the
 first event).
+
+Personal data never enters the canonical form, not even masked. Where an event speaks of a
+personal value (a field marked `pii` or named like personal data, every free-text comment,
+any text holding a NIK- or phone-shaped number), its `data` holds the value's commitment in
+its place: the text `hmac-sha256:` followed by the lowercase hex of
+`HMAC-SHA256(secret, name_value)`, where `secret` is the case's own 32 random bytes and
+`name_value` is the UTF-8 JSON array `[name, value]` written like the canonical form
+(`["fields.nik","3201234567890001"]`, `["comment","..."]`). The secret and the clear value
+are kept beside the chain, in erasable storage; readers put the value (or its mask, or
+`[erased]`) back in when they show the event. Erasure removes them and leaves every hash,
+and so `verify` and every Merkle proof, as it was.
+
+Events written before commitments existed (no `hmac-sha256:` values) hold the masked form
+in their `data`; their canonical form is the same and they verify unchanged.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -71,3 +86,22 @@ def mask(value: object) -> str:
     if len(text) >= 12 and text.isdigit():
         return text[:4] + "*" * (len(text) - 8) + text[-4:]
     return " ".join(word[:1] + "*" * (len(word) - 1) for word in text.split(" "))
+
+
+COMMITMENT_PREFIX = "hmac-sha256:"
+
+
+def commitment(secret: bytes, name: str, value: object) -> str:
+    """The commitment that stands in an event's `data` for a personal value."""
+    message = json.dumps([name, value], separators=(",", ":"), ensure_ascii=False).encode()
+    return COMMITMENT_PREFIX + hmac.new(secret, message, hashlib.sha256).hexdigest()
+
+
+def is_commitment(value: object) -> bool:
+    """True for a value that is a commitment (the prefix and 64 lowercase hex digits)."""
+    return (
+        isinstance(value, str)
+        and len(value) == len(COMMITMENT_PREFIX) + 64
+        and value.startswith(COMMITMENT_PREFIX)
+        and all(c in "0123456789abcdef" for c in value[len(COMMITMENT_PREFIX) :])
+    )

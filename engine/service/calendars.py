@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session, object_session
 
 from engine.domain.audit import Event
@@ -408,142 +408,178 @@ def _reschedule(
     actor: str,
 ) -> int:
     """Compute again the open deadlines a change of the days first..last (None: any day)
-    may touch, with the register as it is after the change; returns how many moved."""
+    may touch, with the register as it is after the change; returns how many moved.
+
+    Set-based: the cases are read as plain rows (locked on PostgreSQL, in pk order, the
+    order every writer takes them in) and written back with one executemany per table; each
+    written case's `version` is bumped, so a transition that read it before fails and retries.
+    """
     uow.session.flush()
     invalidate()
     register = _read(uow.session)
-    # a day in any zone of Indonesia starts after 15:00 UTC the day before and ends before
-    # 17:00 UTC that day: a day's margin either side covers every zone
+    c = Case.__table__.c  # type: ignore[attr-defined]
     query = (
-        select(Case, SopVersion.checksum)
-        .join(SopVersion, (SopVersion.key == Case.sop) & (SopVersion.version == Case.sop_version))
-        .where(Case.status == "open")  # type: ignore[arg-type]
-        .order_by(Case.pk)
+        select(
+            c.pk, c.id, c.sop, c.sop_version, c.opd, c.step, c.step_entered_at, c.step_due_at,
+            c.service_due_at, c.service_due_frozen, c.created_at, c.paused_seconds,
+            c.deadline_estimated, SopVersion.checksum,
+        )  # fmt: skip
+        .join(SopVersion, (SopVersion.key == c.sop) & (SopVersion.version == c.sop_version))
+        .where(c.status == "open")
+        .order_by(c.pk)
     )
     if opd is not None:
-        query = query.where(Case.opd == opd)  # type: ignore[arg-type]
+        query = query.where(c.opd == opd)
     if first is not None and last is not None:
+        # a day in any zone of Indonesia starts after 15:00 UTC the day before and ends
+        # before 17:00 UTC that day: a day's margin either side covers every zone
         lo = datetime.combine(first - timedelta(days=1), datetime.min.time(), UTC)
         hi = datetime.combine(last + timedelta(days=2), datetime.min.time(), UTC)
         query = query.where(
             or_(
-                (Case.step_due_at >= lo) & (Case.step_entered_at < hi),  # type: ignore[operator]
-                (Case.service_due_at >= lo) & (Case.created_at < hi),  # type: ignore[operator]
-                (Case.service_due_frozen >= lo) & (Case.created_at < hi),  # type: ignore[operator]
+                (c.step_due_at >= lo) & (c.step_entered_at < hi),
+                (c.service_due_at >= lo) & (c.created_at < hi),
+                (c.service_due_frozen >= lo) & (c.created_at < hi),
             )
         )
     if uow.session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(of=Case)  # type: ignore[arg-type]
-    moved = 0
-    sops: dict[tuple[str, int], SOP] = {}
-    events: list[Event] = []
+        query = query.with_for_update(of=Case.__table__)  # type: ignore[attr-defined]
     rows = uow.session.execute(query).all()
-    visits = _open_visits(uow, [case.pk for case, _ in rows if case.pk is not None])
-    timers = _timers(uow, [case.pk for case, _ in rows if case.pk is not None])
-    with uow.session.no_autoflush:
-        for case, checksum in rows:
-            key = (case.sop, case.sop_version)
-            sop = sops.get(key)
-            if sop is None:
-                sop = sops[key] = sop_of(uow.session, case.sop, case.sop_version, checksum)
-            spec = register.calendar(sop.calendar, case.opd)
-            moved += _move_case(
-                case, sop, spec, visits.get(case.pk or 0), timers.get(case.pk or 0, []),
-                now, reason, actor, events,
-            )  # fmt: skip
-            dues = (case.step_due_at, case.service_due_at, case.service_due_frozen)
-            estimated = any(
-                d is not None and register.year_status(d.year)["status"] != "ok" for d in dues
-            )
-            if estimated != case.deadline_estimated:
-                case.deadline_estimated = estimated
-    for event in events:
-        uow.record(event)
-    return moved
-
-
-def _open_visits(uow: UnitOfWork, pks: list[int]) -> dict[int, StepVisit]:
-    out: dict[int, StepVisit] = {}
-    for i in range(0, len(pks), 5000):
-        chunk = pks[i : i + 5000]
-        rows = uow.session.execute(
-            select(StepVisit).where(
-                StepVisit.case_pk.in_(chunk),  # type: ignore[attr-defined]
-                StepVisit.left_at.is_(None),  # type: ignore[union-attr]
-            )
-        ).scalars()
-        for visit in rows:
-            out[visit.case_pk] = visit
-    return out
-
-
-def _timers(uow: UnitOfWork, pks: list[int]) -> dict[int, list[SlaTimer]]:
-    out: dict[int, list[SlaTimer]] = {}
-    for i in range(0, len(pks), 5000):
-        chunk = pks[i : i + 5000]
-        rows = uow.session.execute(
-            select(SlaTimer).where(SlaTimer.case_pk.in_(chunk))  # type: ignore[attr-defined]
-        ).scalars()
-        for timer in rows:
-            out.setdefault(timer.case_pk, []).append(timer)
-    return out
-
-
-def _move_case(
-    case: Case,
-    sop: SOP,
-    spec: CalendarSpec,
-    visit: StepVisit | None,
-    timers: list[SlaTimer],
-    now: datetime,
-    reason: str,
-    actor: str,
-    events: list[Event],
-) -> int:
+    timers = _timers(uow, [r.pk for r in rows])
+    sops: dict[tuple[str, int], SOP] = {}
+    status: dict[int, bool] = {}
+    case_updates: list[dict[str, Any]] = []
+    visit_updates: list[dict[str, Any]] = []
+    timer_updates: list[dict[str, Any]] = []
     moved = 0
-    step = sop.step(case.step)
-    new_step_due = step_deadline(sop, step, case.step_entered_at, spec)
-    if case.step_due_at is not None and new_step_due is not None:
-        if new_step_due != case.step_due_at:
-            events.append(
-                _event(case, now, actor, "step", case.step_due_at, new_step_due, reason)
-            )
-            case.step_due_at = new_step_due
-            if visit is not None:
-                visit.due_at = new_step_due
-            moved += 1
-        # pending rungs follow; a rung that fired has no timer row any more and stays fired
-        rungs = {r.index: r.due for r in rung_deadlines(sop, step, case.step_entered_at, spec)}
-        for timer in timers:
-            if timer.rung != SERVICE_RUNG and timer.rung in rungs:
-                if timer.due_at != rungs[timer.rung]:
-                    timer.due_at = rungs[timer.rung]
-    base = service_deadline(sop, case.created_at, spec)
-    if base is not None and (case.service_due_at is not None or case.service_due_frozen):
-        working = calendar_for(spec)
-        # the time spent waiting on the citizen still moves it later (counted as it was)
-        whole = round(case.paused_seconds)
-        new_service = working.add(base, Duration.of_seconds(whole)) if whole > 0 else base
-        if case.service_due_at is not None and new_service != case.service_due_at:
-            events.append(
-                _event(case, now, actor, "service", case.service_due_at, new_service, reason)
-            )
-            case.service_due_at = new_service
-            for timer in timers:
-                if timer.rung == SERVICE_RUNG:
-                    timer.due_at = new_service
-            moved += 1
-        elif case.service_due_frozen is not None and new_service != case.service_due_frozen:
-            events.append(
-                _event(case, now, actor, "service", case.service_due_frozen, new_service, reason)
-            )
-            case.service_due_frozen = new_service
-            moved += 1
+    for row in rows:
+        key = (row.sop, row.sop_version)
+        sop = sops.get(key)
+        if sop is None:
+            sop = sops[key] = sop_of(uow.session, row.sop, row.sop_version, row.checksum)
+        spec = register.calendar(sop.calendar, row.opd)
+        new = _recompute(row, sop, spec, timers.get(row.pk, ()))
+        for clock, old_due, new_due in new.moves:
+            uow.record(_event(row, now, actor, clock, old_due, new_due, reason))
+        moved += len(new.moves)
+        dues = (new.step_due, new.service_due, new.service_frozen)
+        estimated = False
+        for due in dues:
+            if due is not None:
+                if due.year not in status:
+                    status[due.year] = register.year_status(due.year)["status"] != "ok"
+                estimated = estimated or status[due.year]
+        if new.moves or estimated != row.deadline_estimated:
+            case_updates.append({
+                "b_pk": row.pk, "step_due_at": new.step_due, "service_due_at": new.service_due,
+                "service_due_frozen": new.service_frozen, "deadline_estimated": estimated,
+            })  # fmt: skip
+        if any(m[0] == "step" for m in new.moves):
+            visit_updates.append({"b_case": row.pk, "due_at": new.step_due})
+        timer_updates.extend({"b_id": i, "due_at": d} for i, d in new.timers)
+    _write(uow, case_updates, visit_updates, timer_updates)
     return moved
+
+
+@dataclass
+class _Recomputed:
+    step_due: datetime | None
+    service_due: datetime | None
+    service_frozen: datetime | None
+    moves: list[tuple[str, datetime, datetime]] = field(default_factory=list)
+    timers: list[tuple[int, datetime]] = field(default_factory=list)
+
+
+def _recompute(row: Any, sop: SOP, spec: CalendarSpec, timers: Any) -> _Recomputed:
+    """A case's due instants on the calendar `spec`, and what moved."""
+    out = _Recomputed(row.step_due_at, row.service_due_at, row.service_due_frozen)
+    step = sop.step(row.step)
+    entered = row.step_entered_at
+    new_step = step_deadline(sop, step, entered, spec)
+    if row.step_due_at is not None and new_step is not None:
+        if new_step != row.step_due_at:
+            out.moves.append(("step", row.step_due_at, new_step))
+            out.step_due = new_step
+        if any(rung != SERVICE_RUNG for _id, rung, _due in timers):
+            # pending rungs follow; a rung that fired has no timer row and stays fired
+            rungs = {r.index: r.due for r in rung_deadlines(sop, step, entered, spec)}
+            for timer_id, rung, due in timers:
+                if rung in rungs and rungs[rung] != due:
+                    out.timers.append((timer_id, rungs[rung]))
+    if row.service_due_at is None and row.service_due_frozen is None:
+        return out
+    base = service_deadline(sop, row.created_at, spec)
+    if base is None:
+        return out
+    # the time spent waiting on the citizen still moves it later (counted as it was)
+    whole = round(row.paused_seconds)
+    new_service = calendar_for(spec).add(base, Duration.of_seconds(whole)) if whole > 0 else base
+    if row.service_due_at is not None and new_service != row.service_due_at:
+        out.moves.append(("service", row.service_due_at, new_service))
+        out.service_due = new_service
+        out.timers.extend((i, new_service) for i, rung, _d in timers if rung == SERVICE_RUNG)
+    elif row.service_due_frozen is not None and new_service != row.service_due_frozen:
+        out.moves.append(("service", row.service_due_frozen, new_service))
+        out.service_frozen = new_service
+    return out
+
+
+def _write(
+    uow: UnitOfWork,
+    cases: list[dict[str, Any]],
+    visits: list[dict[str, Any]],
+    timers: list[dict[str, Any]],
+) -> None:
+    """Write the new due instants back, one executemany per table."""
+    case_table = Case.__table__  # type: ignore[attr-defined]
+    visit_table = StepVisit.__table__  # type: ignore[attr-defined]
+    timer_table = SlaTimer.__table__  # type: ignore[attr-defined]
+    session = uow.session
+    if cases:
+        session.execute(
+            update(case_table)
+            .where(case_table.c.pk == bindparam("b_pk"))
+            .values(
+                step_due_at=bindparam("step_due_at"),
+                service_due_at=bindparam("service_due_at"),
+                service_due_frozen=bindparam("service_due_frozen"),
+                deadline_estimated=bindparam("deadline_estimated"),
+                version=case_table.c.version + 1,
+            ),
+            cases,
+        )
+    if visits:
+        session.execute(
+            update(visit_table)
+            .where(visit_table.c.case_pk == bindparam("b_case"), visit_table.c.left_at.is_(None))
+            .values(due_at=bindparam("due_at")),
+            visits,
+        )
+    if timers:
+        session.execute(
+            update(timer_table)
+            .where(timer_table.c.id == bindparam("b_id"))
+            .values(due_at=bindparam("due_at")),
+            timers,
+        )
+
+
+def _timers(uow: UnitOfWork, pks: list[int]) -> dict[int, list[tuple[int, int, datetime]]]:
+    """The pending timers of the cases: (id, rung, due) per case."""
+    t = SlaTimer.__table__.c  # type: ignore[attr-defined]
+    out: dict[int, list[tuple[int, int, datetime]]] = {}
+    for i in range(0, len(pks), 5000):
+        chunk = pks[i : i + 5000]
+        rows = uow.session.execute(
+            select(t.id, t.case_pk, t.rung, t.due_at).where(t.case_pk.in_(chunk))
+        ).all()
+        for timer_id, case_pk, rung, due in rows:
+            out.setdefault(case_pk, []).append((timer_id, rung, due))
+    return out
 
 
 def _event(
-    case: Case, now: datetime, actor: str, clock: str, old: datetime, new: datetime, reason: str
+    case: Any, now: datetime, actor: str, clock: str, old: datetime, new: datetime, reason: str
 ) -> Event:
     return Event(
         RESCHEDULED,

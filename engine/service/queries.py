@@ -13,6 +13,7 @@ from engine.service.cases import case_view, guest_may_see, load_case
 from engine.service.context import Context
 from engine.service.errors import Invalid, NotFound
 from engine.service.pages import check_limit, decode_cursor, encode_cursor, page
+from engine.service.personal import reveal
 from engine.service.refusals import deny
 from engine.service.sops import sop_of
 from engine.service.users import Principal
@@ -148,7 +149,7 @@ def case_history(ctx: Context, principal: Principal, case_id: str) -> list[dict[
         rows = uow.session.execute(
             select(AuditEvent).where(AuditEvent.case_id == case_id).order_by(AuditEvent.seq)
         ).scalars()
-        return [event_view(r) for r in rows]
+        return reveal(uow, principal, [event_view(r) for r in rows])
 
 
 def may_read_trail(ctx: Context, principal: Principal, what: str) -> None:
@@ -207,7 +208,8 @@ def audit_events(
     size = check_limit(limit)
     with ctx.reader() as uow:
         rows = list(uow.session.execute(query.order_by(AuditEvent.seq).limit(size)).scalars())
-    return page([event_view(r) for r in rows], size, rows[-1].seq if rows else None)
+        views = reveal(uow, principal, [event_view(r) for r in rows])
+    return page(views, size, rows[-1].seq if rows else None)
 
 
 def verify_trail(ctx: Context, principal: Principal) -> dict[str, Any]:

@@ -223,3 +223,20 @@ def test_a_case_due_in_an_estimated_year_says_so_until_the_decree_is_recorded(
     assert after["ramadan"] == "decreed"
     now = loket.get(f"/api/v1/cases/{case['id']}").json()
     assert now["deadline_estimated"] is (after["status"] != "ok")
+
+
+def test_an_office_zone_moves_its_id_working_deadlines(own_server: Server) -> None:
+    office = working_office(own_server)
+    case = office.open_case(office.staff("loket"))
+    keeper = own_server.client(f"cal-{secrets.token_hex(4)}", opd=office.opd, calendar_admin=True)
+    body = {"timezone": "Asia/Jayapura", "reason": "Kantor di Jayapura (WIT)"}
+    answer = keeper.put(f"/api/v1/calendar/zones/{office.opd}", json=body)
+    assert answer.status_code == 200, answer.text
+    moved = office.admin.get(f"/api/v1/cases/{case['id']}").json()
+    # the service time in days ends at the same local closing, two hours earlier in UTC
+    # (WIT is UTC+9, WIB UTC+7)
+    assert at(moved["service_due_at"]) == at(case["service_due_at"]) - timedelta(hours=2)
+    assert any(e["data"]["reason"] == body["reason"] for e in rescheduled(own_server, case["id"]))  # type: ignore[index]
+    assert keeper.put(
+        f"/api/v1/calendar/zones/{office.opd}", json={"timezone": "Mars/Olympus", "reason": "x"}
+    ).status_code == 422
