@@ -81,6 +81,7 @@ SPEEDS = (0.7, 1.4)
 FEE_SHARE = 0.45  # of the fee-taker's cases, the share he charges
 FREE_SERVICE_CHARGE = (50_000, 100_000, 150_000)
 LEVY_SURCHARGE = (250_000, 500_000)
+LEVY_RATE = 42_000  # rupiah per m2: what the Perda's formula comes to for a house
 HOLD_FACTOR = 5.0
 HOLD_PILE = 2  # files the holder keeps on his desk at once
 # where each abuse is planted when these SOPs are published (else: the busiest desks)
@@ -113,7 +114,8 @@ Santoso Wijaya Hidayat Saputra Lestari Kurniawan Nugroho Pratama Setiawan Sirega
 Wenda Kogoya Rumbiak Manuputty Sinaga Harahap Simanjuntak Suryadi Rahayu Hutapea Purba
 """.split()
 KNOWN_FIELDS: dict[str, list[Any]] = {
-    "jenis_permohonan": ["baru", "perubahan_data", "pindah_datang", "hilang_rusak"],
+    "jenis_permohonan": ["baru", "perubahan_data", "pecah", "pindah_datang", "hilang_rusak"],
+    "mbr": [True, False, False, False],
     "kecamatan": ["Kota", "Utara", "Selatan", "Timur", "Barat"],
     "distrik": ["Abepura", "Heram", "Jayapura Selatan", "Jayapura Utara", "Muara Tami"],
     "lokasi_kematian": ["rumah_sakit", "rumah", "lainnya"],
@@ -160,6 +162,8 @@ class Citizen:
     visited: set[str] = field(default_factory=set)  # steps
     received: set[str] = field(default_factory=set)  # requirement ids marked received
     fired_by: dict[str, set[str]] = field(default_factory=dict)
+    fields: dict[str, Any] = field(default_factory=dict)  # what the applicant gave
+    bill: int | None = None  # a levy's bill (the SKRD), once issued
 
 
 @dataclass
@@ -191,6 +195,7 @@ class Simulation:
     transitions: int = 0
     payments: int = 0  # levies paid as the tariff says
     extra_payments: int = 0  # the fee-taker's
+    bills: int = 0  # levies billed (SKRDs)
     returns: int = 0
     rejections: int = 0
     withdrawals: int = 0
@@ -338,8 +343,9 @@ class _World:
 
     def _hire(self) -> None:
         """Each service's team per role by its load; one head per ladder role per office."""
+        # a role the SOP gives to another office (Dinkes in the SIP) is that office's staff
         heads = {
-            (sop.opd, rung.to)
+            (sop.office_of(rung.to), rung.to)
             for sop in self.sops
             for step in sop.steps
             for rung in sop.ladder(step)
@@ -347,16 +353,17 @@ class _World:
         }
         offices: dict[str, frozenset[str]] = {}
         for sop in self.sops:
-            offices[sop.opd] = offices.get(sop.opd, frozenset()) | {sop.key}
+            for opd in {sop.opd, *sop.role_opds.values()}:
+                offices[opd] = offices.get(opd, frozenset()) | {sop.key}
         for opd, role in sorted(heads):
             self._hire_one(opd, role, offices[opd])
         for (key, role), minutes in sorted(self._load().items()):
-            opd = self.by_key[key].opd
+            opd = self.by_key[key].office_of(role)
             if (opd, role) in heads:
                 continue
             for _ in range(team_size(minutes)):
                 self._hire_one(opd, role, frozenset({key}))
-        for opd in sorted(offices):
+        for opd in sorted({sop.opd for sop in self.sops}):
             self.kiosks[opd], _token = add_user(self.ctx, f"anjungan.{opd}", opd=opd)
 
     def _desks(self) -> list[tuple[float, str, str, str]]:
@@ -427,10 +434,15 @@ class _World:
             (t for t in sop.transitions_from(sop.initial.id) if t.requires and t is not back),
             None,
         )
+        fields = self._fields(sop)
         missing = None
         if back is not None and first is not None and self.rng.random() < P_MISSING:
-            missing = self.rng.choice(first.requires)
-        view = cases.open_case(self.ctx, self.kiosks[sop.opd], sop.key, fields=self._fields(sop))
+            # a document asked of this kind of application (`when`)
+            asked = [
+                r for r in first.requires if (spec := sop.requirement(r)) and spec.applies(fields)
+            ]
+            missing = self.rng.choice(asked or list(first.requires))
+        view = cases.open_case(self.ctx, self.kiosks[sop.opd], sop.key, fields=fields)
         citizen = Citizen(
             view["id"],
             sop,
@@ -438,6 +450,7 @@ class _World:
             missing=missing,
             reject=self.rng.random() < P_REJECT,
             withdraw=self.rng.random() < P_WITHDRAW,
+            fields=fields,
         )
         self.sim.cases += 1
         self.sim.by_sop[sop.key] = self.sim.by_sop.get(sop.key, 0) + 1
@@ -544,6 +557,23 @@ class _World:
                 officer.hands.remove(job)
                 self._finish(officer, job, now)
 
+    def _bill(self, citizen: Citizen, who: Principal, now: datetime) -> None:
+        """The levy billed by the Perda's formula (the SKRD); low-income housing is exempt."""
+        sop = citizen.sop
+        self.sim.bills += 1
+        reference = f"SKRD/{now:%Y}/{self.sim.bills:04d}"
+        if citizen.fields.get("mbr"):
+            waiver = "Rumah MBR: dibebaskan dari retribusi PBG (SKB 3 Menteri 2024)"
+            amount = 0
+        else:
+            waiver = None
+            area = float(citizen.fields.get("luas_bangunan") or 100)
+            amount = int(round(area * LEVY_RATE, -3))
+        cases.issue_bill(
+            self.ctx, who, citizen.case_id, amount, reference, sop.fee.basis or "Perda", waiver
+        )
+        citizen.bill = amount
+
     def _comment(self, citizen: Citizen, t: Transition) -> str | None:
         if not t.comment_required:
             return None
@@ -569,16 +599,26 @@ class _World:
             )
             cases.record_payment(self.ctx, who, citizen.case_id, amount, "cash")
             self.sim.extra_payments += 1
-        if t.requires_payment:
+        if sop.fee.levy and citizen.bill is None and sop.step(t.sources[0]).role == (
+            sop.fee.billed_by
+        ):
+            self._bill(citizen, who, now)
+        due = citizen.bill if sop.fee.levy else sop.fee.amount
+        if t.requires_payment and due:
             self.sim.payments += 1
             receipt = f"STS-{now:%Y%m%d}-{self.sim.payments:04d}"
-            cases.record_payment(
-                self.ctx, who, citizen.case_id, sop.fee.amount, "transfer", receipt
-            )
+            cases.record_payment(self.ctx, who, citizen.case_id, due, "transfer", receipt)
         dest = sop.step(t.dest)
         sent_back = dest.paused and citizen.missing is not None and not citizen.returned
         # documents are marked when the desk accepts the file; a file sent back marks none
-        received = [] if sent_back else [r for r in t.requires if r not in citizen.received]
+        received = [
+            r
+            for r in t.requires
+            if not sent_back
+            and r not in citizen.received
+            and (spec := sop.requirement(r)) is not None
+            and spec.applies(citizen.fields)
+        ]
         cases.fire_transition(
             self.ctx,
             who,

@@ -64,7 +64,13 @@ def test_there_are_at_least_six_samples_from_three_offices() -> None:
     sops = [load_file(p) for p in SAMPLES]
     assert len(sops) >= 6
     assert len({s.opd for s in sops}) >= 3
-    assert any(s.fee.amount > 0 for s in sops)
+    by_key = {s.key: s for s in sops}
+    # a levy billed per case, a lawful charge beside a free service, a step of another
+    # office, requirements by application
+    assert by_key["pbg"].fee.levy and by_key["pbg"].fee.billed_by == "petugas_retribusi"
+    assert by_key["akta-kematian"].fee.free and by_key["akta-kematian"].charges
+    assert by_key["sip-dokter"].office_of("verifikator_dinkes") == "dinkes"
+    assert any(r.when for r in by_key["kartu-keluarga"].requirements)
     assert all(any(step.paused for step in s.steps) for s in sops)
 
 
