@@ -30,6 +30,9 @@ pytest_add_cli_args_test_selection = ["tests/test_audit_hash.py", "tests/test_ca
     "tests/test_calendar_contract.py", "tests/test_working_time.py", "tests/test_sla.py",
     "tests/test_machine.py", "tests/test_machine_contract.py"]
 also_copy = ["tests", "workflows"]
+# no warm fork server: one that imported the tests holds calendars built at import (cached
+# by calendar_for), and mutants of the code that built them would never run
+forkserver_warmup = "none"
 EOF
     selection=()
     ;;

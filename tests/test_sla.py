@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from engine.domain.model import SOP, Step
+from engine.domain.model import ALWAYS, SOP, Step
 from engine.domain.sla import (
     paused_working_seconds,
     resumed_deadline,
@@ -230,3 +230,16 @@ def test_a_paused_or_final_step_has_no_deadline_even_with_an_sla(change: dict[st
     assert timed.sla is not None
     assert step_deadline(ID_SOP, timed, wib(3, 5, 10)) is None
     assert rung_deadlines(ID_SOP, timed, wib(3, 5, 10)) == []
+
+
+def test_the_calendar_in_force_for_the_case_overrides_the_sops_own() -> None:
+    # the register may put a case on another calendar than its SOP's: every clock follows it
+    daftar, entered = step(ID_SOP, "daftar"), wib(3, 5, 15)  # Thursday 15:00
+    assert step_deadline(ID_SOP, daftar, entered, ALWAYS) == wib(3, 5, 17)
+    rungs = rung_deadlines(ID_SOP, daftar, entered, ALWAYS)
+    assert [r.due for r in rungs] == [
+        wib(3, 5, 15, 30), wib(3, 5, 16, 30), wib(3, 5, 17), wib(3, 5, 18), wib(3, 5, 19),
+        wib(3, 5, 20),
+    ]  # fmt: skip
+    assert paused_working_seconds(ID_SOP, entered, wib(3, 6, 15), ALWAYS) == 24 * 3600
+    assert resumed_deadline(ID_SOP, entered, 3600, ALWAYS) == wib(3, 5, 16)
