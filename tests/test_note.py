@@ -65,7 +65,16 @@ def test_malformed_notes_are_refused_in_words(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["o\n12\n", "o\n012\nAAAA\n", "o\nx\nAAAA\n", "o\n1\nAAAA\n", "\n1\nAAAA\n"]
+    "text",
+    [
+        "o\n12\n",
+        "o\n012\nAAAA\n",
+        "o\nx\nAAAA\n",
+        "o\n1\nAAAA\n",
+        "\n1\nAAAA\n",
+        "o\n9223372036854775808\nAAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n",
+        "o\n" + "9" * 5000 + "\nAAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n",
+    ],
 )
 def test_malformed_checkpoints_are_refused(text: str) -> None:
     with pytest.raises(NoteError):

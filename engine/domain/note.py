@@ -240,6 +240,8 @@ class Checkpoint:
             raise NoteError("a checkpoint's origin line is empty")
         if not (size.isascii() and size.isdigit()) or (len(size) > 1 and size[0] == "0"):
             raise NoteError("a checkpoint's size is a decimal number without leading zeros")
+        if len(size) > 19 or int(size) >= 2**63:
+            raise NoteError("a checkpoint's size is below 2^63")
         digest = _b64(root, "checkpoint's root")
         if len(digest) != 32:
             raise NoteError("a checkpoint's root is 32 bytes")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import logging
 import os
 import tempfile
 from dataclasses import asdict
@@ -28,6 +29,7 @@ from engine.store import tree
 from engine.store.tables import AuditEvent, Case
 from engine.store.tables import Checkpoint as StoredCheckpoint
 
+log = logging.getLogger("sopflow.checkpoints")
 MAX_COSIGNATURES = 20  # per checkpoint, when any witness may cosign
 
 
@@ -219,7 +221,12 @@ def add_cosignature(
         raise Invalid(str(e)) from None
     if witness.kind != note.COSIGNATURE:
         raise Invalid("the witness key is not a cosignature (type 0x04) key")
-    trusted = {Verifier.parse(k) for k in settings.witness_keys}
+    trusted = set()
+    for configured in settings.witness_keys:
+        try:
+            trusted.add(Verifier.parse(configured))
+        except NoteError as e:
+            log.warning("a key in SOPFLOW_WITNESS_KEYS is left out: %s", e)
     if trusted and witness not in trusted:
         raise Forbidden(f"{witness.name} is not a witness this deployment trusts")
     line = next(
