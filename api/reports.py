@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from flask import Response, jsonify
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, Field
 
 from api.http import ctx, principal
-from api.schemas import AnomalyReport, BottleneckReport, Instant, Problem, SlaReport
-from engine.service import anomalies, reports
+from api.schemas import AnomalyReport, BottleneckReport, Moment, Problem, SlaReport
+from engine.service import anomalies, moments, reports
 
 bp = APIBlueprint(
     "reports",
@@ -21,8 +23,13 @@ bp = APIBlueprint(
 
 
 class Period(BaseModel):
-    since: Instant | None = None
-    until: Instant | None = None
+    since: Moment | None = None
+    until: Moment | None = None
+
+
+def period(query: Period) -> tuple[datetime | None, datetime | None]:
+    """The query's `since` and `until` as instants."""
+    return moments.instants(ctx(), principal(), query.since, query.until)
 
 
 class BottleneckQuery(Period):
@@ -39,7 +46,7 @@ class OfficeQuery(Period):
     responses={200: BottleneckReport, 404: Problem},
 )
 def bottlenecks(query: BottleneckQuery) -> Response:
-    return jsonify(reports.bottlenecks(ctx(), principal(), query.sop, query.since, query.until))
+    return jsonify(reports.bottlenecks(ctx(), principal(), query.sop, *period(query)))
 
 
 @bp.get(
@@ -48,7 +55,7 @@ def bottlenecks(query: BottleneckQuery) -> Response:
     responses={200: AnomalyReport},
 )
 def anomaly_report(query: OfficeQuery) -> Response:
-    return jsonify(anomalies.anomalies(ctx(), principal(), query.opd, query.since, query.until))
+    return jsonify(anomalies.anomalies(ctx(), principal(), query.opd, *period(query)))
 
 
 @bp.get(
@@ -57,4 +64,4 @@ def anomaly_report(query: OfficeQuery) -> Response:
     responses={200: SlaReport},
 )
 def sla(query: OfficeQuery) -> Response:
-    return jsonify(reports.sla_compliance(ctx(), principal(), query.opd, query.since, query.until))
+    return jsonify(reports.sla_compliance(ctx(), principal(), query.opd, *period(query)))

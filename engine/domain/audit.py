@@ -35,6 +35,28 @@ from typing import Any
 
 GENESIS = "0" * 64
 
+# Every kind of event sopflow writes: what a reader may filter the trail by.
+EVENT_TYPES = frozenset(
+    {
+        "sop.published",
+        "case.created",
+        "case.transitioned",
+        "case.transition_refused",
+        "case.received",
+        "case.payment_recorded",
+        "case.billed",
+        "case.closed",
+        "case.erased",
+        "sla.warned",
+        "sla.escalated",
+        "sla.service_breached",
+        "sla.decision_overdue",
+        "sla.rescheduled",
+        "access.denied",
+        "user.created",
+    }
+)
+
 
 @dataclass(frozen=True)
 class Event:

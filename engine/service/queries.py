@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.sql import Select
 
+from engine.domain.audit import EVENT_TYPES
+from engine.domain.validator import suggest
 from engine.service.cases import case_view, guest_may_see, load_case
 from engine.service.context import Context
 from engine.service.errors import Invalid, NotFound
@@ -174,6 +176,12 @@ class EventFilter:
 def trail_query(ctx: Context, principal: Principal, filters: EventFilter) -> Select[Any]:
     """The events the caller may read under these filters (an OPD admin: their OPD's)."""
     may_read_trail(ctx, principal, "audit trail")
+    if filters.type is not None and filters.type not in EVENT_TYPES:
+        known = ", ".join(sorted(EVENT_TYPES))
+        raise Invalid(
+            f"`{filters.type}` is not a kind of event sopflow writes; the kinds are: {known}",
+            [{"field": "type", "message": f"one of {known}{suggest(filters.type, EVENT_TYPES)}"}],
+        )
     opd = filters.opd
     if not principal.inspector:
         if opd is not None and opd != principal.opd:
