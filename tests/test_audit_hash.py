@@ -120,3 +120,21 @@ def test_the_canonical_instant_is_utc_whatever_the_machine_zone(
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+def test_every_kind_of_event_the_code_writes_is_one_readers_may_filter_by() -> None:
+    """A new kind of event that is not in EVENT_TYPES would be refused as a trail filter."""
+    import re
+
+    from engine.domain.audit import EVENT_TYPES
+    from tests.conftest import ROOT
+
+    kind = re.compile(r'"((?:sop|case|sla|access|user|calendar)\.[a-z_]+)"')
+    written = {
+        match
+        for path in (ROOT / "engine").rglob("*.py")
+        for match in kind.findall(path.read_text())
+        if not match.endswith((".yaml", ".yml"))
+    }
+    assert written, "the pattern finds the event types in the code"
+    assert written <= EVENT_TYPES, sorted(written - EVENT_TYPES)

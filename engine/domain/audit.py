@@ -54,6 +54,10 @@ EVENT_TYPES = frozenset(
         "sla.rescheduled",
         "access.denied",
         "user.created",
+        "calendar.day_added",
+        "calendar.day_removed",
+        "calendar.ramadan_set",
+        "calendar.zone_set",
     }
 )
 
