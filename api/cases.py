@@ -15,15 +15,18 @@ from api.schemas import (
     CasePath,
     CaseQuery,
     DocumentsReceived,
+    ErasureCreate,
+    ErasureOut,
     EventList,
     Page,
     PaymentCreate,
     PaymentList,
     PaymentOut,
+    PersonalData,
     Problem,
     TransitionFire,
 )
-from engine.service import cases, queries
+from engine.service import cases, personal, queries
 
 bp = APIBlueprint(
     "cases",
@@ -131,3 +134,21 @@ def payments(path: CasePath) -> Response:
 )
 def history(path: CasePath) -> Response:
     return jsonify({"items": queries.case_history(ctx(), principal(), path.id)})
+
+
+@bp.post(
+    "/<id>/erasure",
+    summary="Erase a closed case's personal data (the office's data-protection officer)",
+    responses={200: ErasureOut, 404: Problem, 409: Problem},
+)
+def erase(path: CasePath, body: ErasureCreate) -> Response:
+    return jsonify(personal.erase_case(ctx(), principal(), path.id, body.reason))
+
+
+@bp.get(
+    "/<id>/personal-data",
+    summary="Everything held about the applicant in a case, and what for (the case's office)",
+    responses={200: PersonalData, 404: Problem},
+)
+def personal_data(path: CasePath) -> Response:
+    return jsonify(personal.personal_data(ctx(), principal(), path.id))

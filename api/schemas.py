@@ -398,3 +398,47 @@ class Tracking(BaseModel):
     expected_by: datetime | None
     closed_at: datetime | None
     deemed_approved_at: datetime | None
+
+
+class ErasureCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(
+        min_length=1,
+        max_length=500,
+        description="why the personal data is erased; kept in the audit trail for good, so it "
+        "must not quote personal data",
+    )
+
+
+class ErasureOut(BaseModel):
+    """What an erasure removed: the case's personal values, comments and secret."""
+
+    case_id: str
+    erased_at: datetime
+    erased_by: str
+    reason: str
+    fields: int
+    values: int
+
+
+class PersonalItem(BaseModel):
+    name: str
+    value: Any
+    personal: bool
+    held_in: str
+    purpose: str
+    recorded_at: datetime
+
+
+class PersonalData(BaseModel):
+    """Everything held about a case's applicant, and what each item is used for."""
+
+    model_config = ConfigDict(extra="allow")
+    case_id: str
+    sop: str
+    opd: str
+    status: Literal["open", "closed"]
+    erased_at: datetime | None
+    retention: str | None
+    keep_until: datetime | None
+    items: list[PersonalItem]

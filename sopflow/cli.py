@@ -47,7 +47,9 @@ def validate(paths: tuple[Path, ...]) -> None:
     for path in sop_files(paths):
         files += 1
         try:
-            load_file(path)
+            # warnings (a field that looks personal, not marked `pii`) do not fail the file
+            for warning in load_file(path).warnings:
+                click.echo(warning.render(str(path)))
         except DefinitionError as e:
             problems += len(e.problems)
             for problem in e.problems:
@@ -150,8 +152,15 @@ def user() -> None:
     is_flag=True,
     help="keeps the calendar register (with --opd: that office's own days only)",
 )
+@click.option("--dpo", is_flag=True, help="the office's data-protection officer (with --opd)")
 def user_add(
-    name: str, opd: str | None, roles: str, admin: bool, inspector: bool, calendar_admin: bool
+    name: str,
+    opd: str | None,
+    roles: str,
+    admin: bool,
+    inspector: bool,
+    calendar_admin: bool,
+    dpo: bool,
 ) -> None:
     """Create a user and print its token (on the last line; it is shown only once)."""
     from engine.service.users import add_user
@@ -159,13 +168,21 @@ def user_add(
     role_list = tuple(r.strip() for r in roles.split(",") if r.strip())
     try:
         who, token = add_user(
-            _context(), name, opd, role_list, admin, inspector, calendar_admin=calendar_admin
+            _context(),
+            name,
+            opd,
+            role_list,
+            admin,
+            inspector,
+            calendar_admin=calendar_admin,
+            dpo=dpo,
         )
     except ServiceError as e:
         _fail(e)
     kind = (
         "inspector" if who.inspector
         else "calendar administrator" if who.calendar_admin
+        else "data-protection officer" if who.dpo
         else "admin" if who.admin
         else "staff"
     )  # fmt: skip
@@ -355,3 +372,12 @@ def _add_calendar_commands() -> None:
 
 
 _add_calendar_commands()
+
+
+def _add_pdp_commands() -> None:
+    from sopflow.pdp_cli import pdp
+
+    main.add_command(pdp)
+
+
+_add_pdp_commands()

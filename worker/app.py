@@ -65,6 +65,12 @@ def make_celery(settings: Settings | None = None) -> Celery:
                 "schedule": 10.0,
                 "options": {"expires": 20.0},
             },
+            # personal data of closed cases past their SOP's retention (UU 27/2022)
+            "erase-expired-personal-data": {
+                "task": "sopflow.erase_expired",
+                "schedule": 86400.0,
+                "options": {"expires": 3600.0},
+            },
         },
     )
     return app

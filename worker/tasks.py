@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from functools import lru_cache
 
-from engine.service import checkpoints, notifications, timers
+from engine.service import checkpoints, notifications, personal, timers
 from engine.service.context import Context
 from engine.settings import get_settings
 from worker.app import celery_app
@@ -41,3 +41,12 @@ def deliver_webhooks() -> int:
 def checkpoint() -> int:
     """Add new events to the trail's Merkle tree and sign a checkpoint of it."""
     return checkpoints.checkpoint(context(), get_settings())
+
+
+@celery_app.task(name="sopflow.erase_expired")
+def erase_expired() -> int:
+    """Erase personal data of closed cases past their SOP's retention (each audited)."""
+    erased = personal.erase_expired(context())
+    if erased:
+        log.info("erased the personal data of %d case(s) past retention", len(erased))
+    return len(erased)

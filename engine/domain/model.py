@@ -8,6 +8,7 @@ from datetime import date, time
 from typing import Literal
 
 from engine.domain.durations import Duration
+from engine.domain.errors import Problem
 
 FieldType = Literal["string", "integer", "number", "boolean", "date"]
 Outcome = Literal["completed", "rejected", "withdrawn"]
@@ -233,7 +234,11 @@ class SOP:
     charges: tuple[Charge, ...] = ()
     # roles held by another office's staff: role id -> that office
     role_opds: dict[str, str] = field(default_factory=dict)
+    # how long personal data of a closed case is kept (`5y`, `18mo`, `30d`); None: no limit
+    retention: str | None = None
     digest: str = ""  # SHA-256 of the source bytes
+    # what the author may have forgotten (a field that looks personal, not marked `pii`)
+    warnings: tuple[Problem, ...] = field(default=(), compare=False)
 
     @property
     def initial(self) -> Step:

@@ -38,6 +38,7 @@ from engine.domain.model import (
     Transition,
 )
 from engine.domain.patterns import PatternError, compile_pattern, matches
+from engine.domain.personal import Retention, looks_personal
 from engine.domain.yamlsrc import Node
 
 SOP_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -59,7 +60,7 @@ TOP_KEYS = {
     "legal_basis": False, "service_time": False, "fee": False, "calendar": False,
     "fields": False, "requirements": False, "roles": True, "steps": True,
     "transitions": True, "escalation": False, "deemed_approval": False,
-    "charges": False, "decision_time": False,
+    "charges": False, "decision_time": False, "retention": False,
 }  # fmt: skip
 STEP_KEYS = {
     "id": True, "name": True, "role": False, "sla": False, "clock": False, "output": False,
@@ -97,7 +98,9 @@ def load_sop(text: str | bytes, source: str = "<sop>") -> SOP:
     sop = checker.sop(tree)
     if checker.problems or sop is None:
         raise DefinitionError(sorted(set(checker.problems)), source)
-    return replace(sop, digest=hashlib.sha256(raw).hexdigest())
+    return replace(
+        sop, digest=hashlib.sha256(raw).hexdigest(), warnings=tuple(checker.warnings)
+    )
 
 
 def load_file(path: str | Path) -> SOP:
@@ -145,6 +148,7 @@ class _Checker:
 
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = list(problems)
+        self.warnings: list[Problem] = []
 
     # ---- small typed readers -------------------------------------------------------------
 
@@ -229,6 +233,13 @@ class _Checker:
             self.add(node, f"{where}`{what}` is {value:,}; the most it can be is {maximum:,}")
             return None
         return value
+
+    def retention(self, node: Node, where: str, what: str) -> str | None:
+        try:
+            return str(Retention.parse(node.value))
+        except ValueError as e:
+            self.add(node, f"{where}`{what}`: {e}")
+            return None
 
     def duration(self, node: Node, where: str, what: str) -> Duration | None:
         if not isinstance(node.value, str):
@@ -356,6 +367,7 @@ class _Checker:
             decision_time=decision_time,
             charges=charges,
             role_opds=role_opds,
+            retention=self.opt(m, "retention", self.retention, "", None),
         )
 
     def fee(self, node: Node, roles: dict[str, str]) -> Fee:
@@ -623,6 +635,13 @@ class _Checker:
                     self.opt(m, "pii", self.boolean, where, False),
                 )
             )
+            if not out[-1].pii and looks_personal(name, pattern):
+                line, column = node.key_pos[name]
+                self.warnings.append(
+                    Problem(line, column, f"warning: field `{name}` looks like personal data "
+                            "but is not marked `pii`; add `pii: true` so it is masked for the "
+                            "inspectorate (its values are kept out of the audit trail anyway)")
+                )  # fmt: skip
         return tuple(out)
 
     def requirements(

@@ -12,12 +12,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
 
-from engine.domain.audit import Event, mask
+from engine.domain.audit import Event
 from engine.domain.calendar import calendar_for
 from engine.domain.errors import DeemedApproved, GuardFailed, RoleRefused, TransitionRefused
 from engine.domain.machine import Actor, CaseFacts, Fired, compile_sop
 from engine.domain.model import SOP, FieldSpec
 from engine.domain.patterns import PatternError, matches
+from engine.domain.personal import has_personal_number, masked, personal_names, purposes
 from engine.domain.validator import suggest
 from engine.service import clocks, decisions
 from engine.service.context import Context, traced
@@ -72,9 +73,11 @@ def facts(case: Case, sop: SOP) -> CaseFacts:
 
 
 def masked_fields(sop: SOP, values: Mapping[str, Any]) -> dict[str, Any]:
-    """The applicant's data with every `pii` field masked."""
-    pii = {f.name for f in sop.fields if f.pii}
-    return {k: (mask(v) if k in pii and v is not None else v) for k, v in values.items()}
+    """The applicant's data with every personal field (marked `pii` or named like one) and
+    every number shaped like a NIK or a phone number masked."""
+    names = personal_names(sop)
+    return {k: masked(f"fields.{k}", v) if f"fields.{k}" in names or has_personal_number(v)
+            else v for k, v in values.items()}  # fmt: skip
 
 
 def case_view(case: Case, sop: SOP, principal: Principal) -> dict[str, Any]:
@@ -375,12 +378,13 @@ def open_case(
         uow.session.add(case)
         clocks.enter(uow, sop, case, first, now, principal.name, opening=True)
         add_documents(uow, case, docs, principal, now)
-        created = {
-            "sop_version": sop.version,
-            "fields": masked_fields(sop, clean),
-            "received": docs,
-        }
-        uow.record(act("case.created", sop, case, principal, now, created, to_step=first.id))
+        # personal values go into the chain as commitments only (engine.store.personal)
+        created = {"sop_version": sop.version, "fields": clean, "received": docs}
+        uow.record(
+            act("case.created", sop, case, principal, now, created, to_step=first.id),
+            personal_names(sop),
+            purposes(sop),
+        )
         uow.commit()
         return case_view(case, sop, principal)
 
@@ -517,7 +521,9 @@ def _move(
             data,
             from_step=fired.from_step,
             to_step=fired.to_step,
-        )
+        ),
+        personal_names(sop),
+        purposes(sop),
     )
     if fired.final:
         uow.record(

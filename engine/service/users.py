@@ -34,11 +34,18 @@ class Principal:
     inspector: bool = False
     # keeps the calendar register: the whole deployment's, or with an OPD that office's own
     calendar_admin: bool = False
+    # the office's data-protection officer: answers for its personal data, works no cases
+    dpo: bool = False
 
     @property
     def staff(self) -> bool:
-        """True for a member of an OPD's staff (admins included), never for an inspector."""
-        return self.opd is not None and not self.inspector
+        """True for a member of an OPD's staff (admins included), never for an inspector
+        or a data-protection officer."""
+        return self.opd is not None and not self.inspector and not self.dpo
+
+    def of_office(self, opd: str | None) -> bool:
+        """True for anyone of that office (staff, admin, its DPO), never an inspector."""
+        return opd is not None and self.opd == opd and not self.inspector
 
     def may_see_opd(self, opd: str) -> bool:
         """True when the caller may read this OPD's cases."""
@@ -83,6 +90,7 @@ def authenticate(ctx: Context, authorization: str | None) -> Principal:
         user.admin,
         user.inspector,
         calendar_admin=user.calendar_admin,
+        dpo=user.dpo,
     )
     with _tokens_lock:
         _tokens[digest] = (now + TOKEN_TTL, who)
@@ -107,6 +115,7 @@ def add_user(
     admin: bool = False,
     inspector: bool = False,
     calendar_admin: bool = False,
+    dpo: bool = False,
 ) -> tuple[Principal, str]:
     """Create a user; returns the principal and its token (shown once, stored hashed)."""
     errors = []
@@ -118,6 +127,9 @@ def add_user(
     if calendar_admin and (inspector or roles or admin):
         errors.append({"field": "calendar_admin", "message": "a calendar administrator "
                        "keeps the calendar register: no roles, admin or inspector"})  # fmt: skip
+    if dpo and (inspector or roles or admin or calendar_admin or not opd):
+        errors.append({"field": "dpo", "message": "a data-protection officer belongs to "
+                       "one OPD (give --opd); no roles, admin or inspector right"})  # fmt: skip
     if not inspector and not calendar_admin and not opd:
         errors.append({"field": "opd", "message": "staff and admins belong to an OPD: give --opd"})
     if opd and not SOP_SLUG.match(opd):
@@ -142,6 +154,7 @@ def add_user(
                 admin=admin,
                 inspector=inspector,
                 calendar_admin=calendar_admin,
+                dpo=dpo,
                 token_hash=token_hash(token),
                 created_at=now,
             )
@@ -149,6 +162,7 @@ def add_user(
         kind = (
             "inspector" if inspector
             else "calendar-admin" if calendar_admin
+            else "dpo" if dpo
             else "admin" if admin
             else "staff"
         )  # fmt: skip
@@ -157,5 +171,7 @@ def add_user(
                   data={"user": name, "kind": kind, "roles": sorted(set(roles))})
         )  # fmt: skip
         uow.commit()
-    who = Principal(name, opd, frozenset(roles), admin, inspector, calendar_admin=calendar_admin)
+    who = Principal(
+        name, opd, frozenset(roles), admin, inspector, calendar_admin=calendar_admin, dpo=dpo
+    )
     return who, token

@@ -62,6 +62,8 @@ def _serialise_sqlite_writers(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        # deleted content (an erased case's personal data) is overwritten, not just unlinked
+        cursor.execute("PRAGMA secure_delete=ON")
         if engine.url.database not in (None, "", ":memory:"):
             cursor.execute("PRAGMA journal_mode=WAL")
             _owner_only(engine.url.database)

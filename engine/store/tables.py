@@ -85,6 +85,8 @@ class User(SQLModel, table=True):
     inspector: bool = False
     # keeps the deployment's calendar register (holidays, cuti bersama, Ramadan, zones)
     calendar_admin: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
+    # the office's data-protection officer (UU 27/2022): erases closed cases' personal data
+    dpo: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
     token_hash: str = Field(unique=True, max_length=64)
     created_at: datetime = instant()
 
@@ -155,6 +157,8 @@ class Case(SQLModel, table=True):
     # deadline to issue the decision after it
     deemed_approved_at: datetime | None = instant(nullable=True)
     decision_due_at: datetime | None = instant(nullable=True)
+    # when the case's personal data was erased (by its office's DPO or at retention's end)
+    erased_at: datetime | None = instant(nullable=True)
 
     @declared_attr  # type: ignore[misc]
     def __mapper_args__(cls) -> dict[str, Any]:  # noqa: N805
@@ -354,6 +358,32 @@ class IdempotencyKey(SQLModel, table=True):
     status: int | None = None
     body: str | None = Field(default=None, sa_type=Text)
     headers: dict[str, str] = json_map()
+
+
+class CaseSecret(SQLModel, table=True):
+    """A case's key for the commitments its events hold: erased with its personal data."""
+
+    __tablename__ = "case_secret"
+    case_id: str = Field(primary_key=True, max_length=32)
+    secret: str = Field(max_length=64)  # 32 random bytes, hex
+
+
+class PersonalDatum(SQLModel, table=True):
+    """A personal value an event of a case commits to, in clear, beside the chain.
+
+    `commitment` is what stands in the event's `data`; `name` what the value is
+    (`fields.nik`, `comment`), `purpose` what it was collected for. Erasure deletes the row.
+    """
+
+    __tablename__ = "personal_datum"
+    __table_args__ = (UniqueConstraint("case_id", "commitment"),)
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: str = Field(max_length=32, index=True)
+    commitment: str = Field(max_length=80)
+    name: str = Field(max_length=200)
+    value: str = Field(sa_type=Text)  # JSON of the value
+    purpose: str = Field(max_length=500)
+    recorded_at: datetime = instant()
 
 
 class MerkleNode(SQLModel, table=True):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from types import TracebackType
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -10,8 +12,14 @@ from sqlmodel import Session
 
 from engine.domain.audit import Event
 from engine.store import audit
+from engine.store import personal as personal_data
 from engine.store.db import READONLY
 from engine.store.errors import DatabaseUnavailable
+from engine.store.personal import Purpose
+
+
+def _purpose(name: str, data: Mapping[str, Any]) -> str:
+    return f"the case's record: `{name}` of an act on it"
 
 
 class UnitOfWork:
@@ -20,6 +28,7 @@ class UnitOfWork:
     def __init__(self, engine: Engine, readonly: bool = False) -> None:
         self._engine = engine.execution_options(**{READONLY: True}) if readonly else engine
         self.events: list[Event] = []
+        self._secrets: dict[str, bytes] = {}
 
     def __enter__(self) -> UnitOfWork:
         # expire_on_commit=False: a committed object is rendered as it is, without a
@@ -43,9 +52,18 @@ class UnitOfWork:
         if isinstance(error, OperationalError | InterfaceError):
             raise DatabaseUnavailable(type(error.orig).__name__) from error
 
-    def record(self, event: Event) -> None:
-        """Queue an audit event; it is chained and inserted at commit, in this transaction."""
-        self.events.append(event)
+    def record(
+        self, event: Event, personal: Collection[str] = (), purpose: Purpose | None = None
+    ) -> None:
+        """Queue an audit event; it is chained and inserted at commit, in this transaction.
+
+        Its personal values (those named in `personal`, and any text holding a NIK- or
+        phone-shaped number) are sealed first: the chain gets their commitments, and the
+        values are kept beside it, erasable (engine.store.personal).
+        """
+        self.events.append(
+            personal_data.seal(self.session, event, personal, purpose or _purpose, self._secrets)
+        )
 
     def commit(self) -> list[int]:
         """Flush the changes, append the queued events last, commit; returns the events' seqs."""
@@ -64,3 +82,4 @@ class UnitOfWork:
         self.session.expunge_all()
         self.session.rollback()
         self.events = []
+        self._secrets = {}  # a secret made in the transaction is gone with it

@@ -97,6 +97,10 @@ MATRIX = [
     # bills: the SOP's fee.billed_by, on a levy; A's SOP has a fixed fee, so A's staff get 409
     probe("POST", "/api/v1/cases/{id}/bills",          409,  409,  409,  404,  404,  403),
     probe("GET",  "/api/v1/cases/{id}/history",        200,  200,  200,  404,  404,  200),
+    # personal data: erased only by the office's data-protection officer (none of these);
+    # what is held about the applicant is read by the case's own office only
+    probe("POST", "/api/v1/cases/{id}/erasure",        403,  403,  403,  404,  404,  403),
+    probe("GET",  "/api/v1/cases/{id}/personal-data",  200,  200,  200,  404,  404,  403),
     probe("GET",  "/api/v1/audit/events",              403,  403,  SEE,  403,  HIDE, 200),
     probe("GET",  "/api/v1/audit/events",              403,  403,  SEE,  403,  403,  SEE,
           query={"opd": "{opd}"}),
@@ -137,6 +141,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "/api/v1/cases/{id}/transitions": {"name": "terima"},  # loket's, at pendaftaran
     "/api/v1/cases/{id}/received": {"received": ["denah"]},
     "/api/v1/cases/{id}/payments": {"amount": 50000, "method": "cash"},
+    "/api/v1/cases/{id}/erasure": {"reason": "permintaan pemohon"},
     "/api/v1/cases/{id}/bills": {"amount": 5000000, "reference": "SKRD/1", "basis": "Perda 1/2024"},
     "/api/v1/calendar/days": {"date": "2027-01-04", "reason": "SKB 3 Menteri", "opd": "{opd}"},
     "/api/v1/calendar/removals": {"date": "2027-01-01", "reason": "SKB 3 Menteri"},
