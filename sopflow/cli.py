@@ -130,6 +130,21 @@ def upgrade(service_role: str | None) -> None:
         engine.dispose()
 
 
+def _check_port(host: str, port: int) -> None:
+    """Stop with one plain line when the port is taken, before anything else starts."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as e:
+            raise click.ClickException(
+                f"cannot listen on {host}:{port} ({e.strerror or e}): another program holds "
+                "it; choose another port with --port"
+            ) from None
+
+
 def _shown(url: str) -> str:
     from sqlalchemy.engine import make_url
 
@@ -241,6 +256,7 @@ def serve(host: str, port: int, workers: int) -> None:
     from sopflow.server import run, stop_child, worker_beside
 
     settings = get_settings()
+    _check_port(host, port)
     _check_ready(settings.database_url, schema=False)
     run_upgrade(make_engine(settings.database_url))
     click.echo(f"sopflow on http://{host}:{port} (docs: /docs) — {_shown(settings.database_url)}")

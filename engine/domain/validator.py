@@ -127,7 +127,8 @@ def sop_files(paths: Iterable[str | Path]) -> Iterator[Path]:
 
 def suggest(word: str, candidates: Iterable[str]) -> str:
     """A "; did you mean `x`?" tail when a candidate is close to `word`, else ""."""
-    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    # 0.7: `warning` finds `warn` and `rekm` finds `rekam`, but `alamat` is not taken for `nama`
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.7)
     return f"; did you mean `{close[0]}`?" if close else ""
 
 

@@ -40,6 +40,9 @@ ACTIVITIES = {
 }
 
 
+REFUSALS = ("access.denied", "case.transition_refused")
+
+
 def activity(row: AuditEvent) -> str:
     """The activity name of an event: the transition fired, or what happened."""
     transition = row.data.get("transition")
@@ -58,6 +61,9 @@ class _Roles:
         self.sops: dict[str, SOP | None] = {}
 
     def of(self, row: AuditEvent) -> str:
+        if row.type in REFUSALS:
+            # the role the attempt was made with, not the one it would have needed
+            return ",".join(row.data.get("actor_roles", []))
         if row.sop is None or row.type.startswith("sla."):
             return ""
         if row.sop not in self.sops:

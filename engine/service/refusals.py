@@ -27,7 +27,9 @@ def refuse(
     The event is filed under the office whose case or SOP was reached for (`case`, or
     `opd` and `sop`), so that office's admin sees attempts on it; else the caller's.
     """
-    event_data = traced({"status": error.status, "reason": error.detail, **(data or {})})
+    # the roles the caller held: what the attempt was made with, beside what it needed
+    held = {"actor_roles": sorted(principal.roles)}
+    event_data = traced({"status": error.status, "reason": error.detail, **held, **(data or {})})
     with ctx.uow() as uow:
         uow.record(
             Event(

@@ -237,8 +237,11 @@ def get_sop(
     if row is None:
         raise NotFound(f"no published SOP {what}")
     if principal is not None and not principal.may_see_opd(row.opd):
-        refuse(ctx, NotFound(f"no published SOP {what}"), "access.denied", principal,
-               data={"action": "read_sop"}, opd=row.opd, sop=key)  # fmt: skip
+        # the SOP is public (/public/sops): saying whose it is reveals nothing
+        refuse(ctx, NotFound(f"`{key}` belongs to `{row.opd}`; you read the SOPs of "
+                             f"`{principal.opd}` (every office's standard is at /public/sops)"),
+               "access.denied", principal, data={"action": "read_sop"}, opd=row.opd,
+               sop=key)  # fmt: skip
     return parsed(row), row
 
 
