@@ -446,6 +446,7 @@ def _reschedule(
         query = query.with_for_update(of=Case.__table__)  # type: ignore[attr-defined]
     rows = uow.session.execute(query).all()
     timers = _timers(uow, [r.pk for r in rows])
+    visits = _open_visits(uow, [r.pk for r in rows])
     sops: dict[tuple[str, int], SOP] = {}
     status: dict[int, bool] = {}
     case_updates: list[dict[str, Any]] = []
@@ -474,8 +475,8 @@ def _reschedule(
                 "b_pk": row.pk, "step_due_at": new.step_due, "service_due_at": new.service_due,
                 "service_due_frozen": new.service_frozen, "deadline_estimated": estimated,
             })  # fmt: skip
-        if any(m[0] == "step" for m in new.moves):
-            visit_updates.append({"b_case": row.pk, "due_at": new.step_due})
+        if any(m[0] == "step" for m in new.moves) and row.pk in visits:
+            visit_updates.append({"b_id": visits[row.pk], "due_at": new.step_due})
         timer_updates.extend({"b_id": i, "due_at": d} for i, d in new.timers)
     _write(uow, case_updates, visit_updates, timer_updates)
     return moved
@@ -551,7 +552,7 @@ def _write(
     if visits:
         session.execute(
             update(visit_table)
-            .where(visit_table.c.case_pk == bindparam("b_case"), visit_table.c.left_at.is_(None))
+            .where(visit_table.c.id == bindparam("b_id"))
             .values(due_at=bindparam("due_at")),
             visits,
         )
@@ -562,6 +563,20 @@ def _write(
             .values(due_at=bindparam("due_at")),
             timers,
         )
+
+
+def _open_visits(uow: UnitOfWork, pks: list[int]) -> dict[int, int]:
+    """The open visit's id of each case (by primary key: an executemany of updates keyed by
+    anything else may be planned as a scan of every open visit per row)."""
+    v = StepVisit.__table__.c  # type: ignore[attr-defined]
+    out: dict[int, int] = {}
+    for i in range(0, len(pks), 5000):
+        chunk = pks[i : i + 5000]
+        rows = uow.session.execute(
+            select(v.id, v.case_pk).where(v.case_pk.in_(chunk), v.left_at.is_(None))
+        ).all()
+        out.update((case_pk, visit_id) for visit_id, case_pk in rows)
+    return out
 
 
 def _timers(uow: UnitOfWork, pks: list[int]) -> dict[int, list[tuple[int, int, datetime]]]:
