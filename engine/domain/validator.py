@@ -127,9 +127,8 @@ def sop_files(paths: Iterable[str | Path]) -> Iterator[Path]:
 
 def suggest(word: str, candidates: Iterable[str]) -> str:
     """A "; did you mean `x`?" tail when a candidate is close to `word`, else ""."""
-    # 0.7: `warning` finds `warn` and `rekm` finds `rekam`, but `alamat` is not taken for `nama`
-    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.7)
-    return f"; did you mean `{close[0]}`?" if close else ""
+    close = _meant(word, candidates)
+    return f"; did you mean `{close}`?" if close else ""
 
 
 def _kind(value: Any) -> str:
@@ -150,6 +149,9 @@ class _Checker:
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = list(problems)
         self.warnings: list[Problem] = []
+        # the transitions' edges as far as they could be read, for the reachability check
+        self.edges: list[tuple[str, str]] = []
+        self.graph_known = True
 
     # ---- small typed readers -------------------------------------------------------------
 
@@ -252,10 +254,18 @@ class _Checker:
             )
             return None
         try:
-            return Duration.parse(node.value)
+            duration = Duration.parse(node.value)
         except ValueError as e:
             self.add(node, f"{where}`{what}`: {e}")
             return None
+        if duration.days == 0 and duration.seconds == 0:
+            self.add(
+                node,
+                f"{where}`{what}` is zero: it would be due the moment it starts; give a time "
+                "like `30m`, or leave the key out",
+            )
+            return None
+        return duration
 
     def items(self, node: Node, where: str, what: str) -> list[Node]:
         if not isinstance(node.value, list):
@@ -340,13 +350,13 @@ class _Checker:
         ladder = (
             self.ladder(m["escalation"], "escalation: ", roles, day) if "escalation" in m else ()
         )
-        before = len(self.problems)
         steps, step_nodes = self.steps(m.get("steps"), roles, day, ladder)
         transitions = self.transitions(
             m.get("transitions"), steps, step_nodes, roles, requirements, fee
         )
-        # reachability on a half-read graph would only echo the problems already found
-        if steps and transitions is not None and len(self.problems) == before:
+        # reachability is checked with the other problems, on the steps that could be read;
+        # where an endpoint could not be read at all, it would only echo them
+        if steps and transitions is not None and self.graph_known:
             self.graph(steps, step_nodes, transitions, tree)
         return SOP(
             key=key,
@@ -969,6 +979,7 @@ class _Checker:
             if name in RESERVED_TRANSITIONS:
                 self.add(m["name"], f"{where}the name `{name}` is reserved; choose another")
             sources: list[str] = []
+            edge_sources: list[str | None] = []
             for src, src_node in self.names(m["from"], where, "from") if "from" in m else []:
                 if src not in by_id:
                     if src not in step_nodes:
@@ -977,7 +988,9 @@ class _Checker:
                             f"transition `{name}` leaves from `{src}`, which is "
                             f"not a step{suggest(src, by_id)}",
                         )
+                    edge_sources.append(None if src in step_nodes else _meant(src, by_id))
                     continue
+                edge_sources.append(src)
                 if by_id[src].final:
                     self.add(
                         src_node,
@@ -993,8 +1006,10 @@ class _Checker:
                 seen[(name, src)] = src_node.line
                 sources.append(src)
             dest = ""
+            edge_dest: str | None = None
             if "to" in m:
                 dest = self.text(m["to"], where, "to") or ""
+                edge_dest = dest or None
                 if dest and dest not in by_id:
                     if dest not in step_nodes:
                         self.add(
@@ -1002,7 +1017,14 @@ class _Checker:
                             f"transition `{name}` goes to `{dest}`, which is not "
                             f"a step{suggest(dest, by_id)}",
                         )
+                    edge_dest = None if dest in step_nodes else _meant(dest, by_id)
                     dest = ""
+            # the graph is checked in the same run: a misspelt step stands for the step it
+            # most likely meant; an endpoint that means nothing leaves the graph unknown
+            if edge_dest is None or None in edge_sources or not edge_sources:
+                self.graph_known = False
+            else:
+                self.edges.extend((src, edge_dest) for src in edge_sources if src)
             role = self.role_ref(m["role"], where, roles) if "role" in m else None
             if role is None and "role" not in m:
                 for src in sources:
@@ -1065,12 +1087,18 @@ class _Checker:
         """Every step reachable from the first; a final step reachable from every step."""
         forward: dict[str, set[str]] = {s.id: set() for s in steps}
         backward: dict[str, set[str]] = {s.id: set() for s in steps}
-        for t in transitions:
-            for src in t.sources:
-                forward[src].add(t.dest)
-                backward[t.dest].add(src)
+        for src, dest in self.edges:
+            if src in forward and dest in backward:
+                forward[src].add(dest)
+                backward[dest].add(src)
         reached = _closure({steps[0].id}, forward)
         closing = _closure({s.id for s in steps if s.final}, backward)
+        # a final first step, or no final step at all, is reported where the steps are read;
+        # what follows from it for every other step would only echo it
+        if steps[0].final:
+            reached = {s.id for s in steps}
+        if not any(s.final for s in steps):
+            closing = {s.id for s in steps}
         for s in steps:
             if s.id not in reached:
                 self.add(
@@ -1093,6 +1121,13 @@ def _label(item: Node, key: str, fallback: str, kind: str) -> str:
         if isinstance(named, Node) and isinstance(named.value, str):
             return f"{kind} `{named.value}`: "
     return fallback
+
+
+def _meant(name: str, known: Iterable[str]) -> str | None:
+    """The known name `name` most likely stands for, or None."""
+    # 0.7: `warning` finds `warn` and `rekm` finds `rekam`, but `alamat` is not taken for `nama`
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.7)
+    return close[0] if close else None
 
 
 def _closure(start: set[str], edges: dict[str, set[str]]) -> set[str]:
