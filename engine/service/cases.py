@@ -615,10 +615,12 @@ def receive_documents(
         if if_match is not None and if_match != case.version:
             raise PreconditionFailed(f"the case is at version {case.version}, not {if_match}")
         docs, errors = check_received(sop, received)
-        if errors or not docs:
+        if errors:
+            reasons = "; ".join(e["message"] for e in errors)
+            raise Invalid(f"nothing was marked: {reasons}", errors)
+        if not docs:
             raise Invalid(
-                "no documents to mark",
-                errors or [{"field": "received", "message": "name at least one"}],
+                "no documents to mark", [{"field": "received", "message": "name at least one"}]
             )
         new_docs = [d for d in docs if d not in case.received]
         if new_docs:

@@ -66,3 +66,19 @@ def test_a_port_that_is_taken_is_said_at_once(tmp_path: Path) -> None:
     assert "celery" not in (result.stdout + result.stderr).lower()
     assert elapsed < 30  # it once retried for seconds with the worker starting beside it
     assert not (tmp_path / "x.db").exists()
+
+
+def test_one_unknown_document_among_several_is_named_and_nothing_is_marked(
+    server: Server,
+) -> None:
+    office = server.office()
+    loket = office.staff("loket")
+    case = office.open_case(loket)
+    answer = loket.post(
+        f"/api/v1/cases/{case['id']}/received", json={"received": ["denah", "ktpp"]}
+    )
+    assert answer.status_code == 422
+    body = answer.json()
+    assert "`ktpp` is not a requirement" in body["detail"], body
+    assert "no documents" not in body["detail"]
+    assert loket.get(f"/api/v1/cases/{case['id']}").json()["received"] == case["received"]
