@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -347,3 +348,18 @@ def test_an_altered_trail_is_caught(log: Server, tmp_path: Path, attack: str) ->
     else:
         assert f"event at or before {seen.size} was rewritten" in output, output
     assert not receipt_holds(log, receipt)
+
+
+def test_the_scheduler_signs_checkpoints_as_events_arrive(log: Server) -> None:
+    key = public_key(log)
+    httpx.get(f"{log.base_url}/public/checkpoint")  # one exists from here on
+    activity(log.office(), cases=1)
+    target = head(log)
+    deadline = time.monotonic() + 90  # the beat signs every 5 s; a loaded machine is slower
+    size = 0
+    while size < target and time.monotonic() < deadline:
+        served = httpx.get(f"{log.base_url}/public/checkpoint").text
+        size = note.open_checkpoint(served, key)[0].size
+        if size < target:
+            time.sleep(0.5)
+    assert size >= target, f"no checkpoint of size {target} signed within 90 s: {size}"
