@@ -254,6 +254,7 @@ def test_public_pages_show_the_standard_and_the_progress_without_personal_data(
         "amount": 50000,
         "basis": "Perda Kota Uji 1/2026 tentang Retribusi Perizinan",
         "free": False,
+        "levy": False,
     }
     assert [r["id"] for r in standard.json()["requirements"]] == ["ktp", "denah"]
     tracked = anonymous.get(f"/public/track/{case['tracking_code']}")
