@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import bindparam, delete, or_, select, update
+from sqlalchemy import bindparam, delete, or_, select, text, update
 from sqlalchemy.orm import Session, object_session
 
 from engine.domain.audit import Event
@@ -531,11 +531,15 @@ def _write(
     visits: list[dict[str, Any]],
     timers: list[dict[str, Any]],
 ) -> None:
-    """Write the new due instants back, one executemany per table."""
+    """Write the new due instants back: on PostgreSQL one UPDATE … FROM unnest(…) per table,
+    elsewhere one executemany per table."""
     case_table = Case.__table__  # type: ignore[attr-defined]
     visit_table = StepVisit.__table__  # type: ignore[attr-defined]
     timer_table = SlaTimer.__table__  # type: ignore[attr-defined]
     session = uow.session
+    if session.get_bind().dialect.name == "postgresql":
+        _write_postgres(uow, cases, visits, timers)
+        return
     if cases:
         session.execute(
             update(case_table)
@@ -563,6 +567,44 @@ def _write(
             .values(due_at=bindparam("due_at")),
             timers,
         )
+
+
+def _write_postgres(
+    uow: UnitOfWork,
+    cases: list[dict[str, Any]],
+    visits: list[dict[str, Any]],
+    timers: list[dict[str, Any]],
+) -> None:
+    session = uow.session
+    if cases:
+        session.execute(
+            text(
+                "UPDATE sop_case AS c SET step_due_at = v.step_due_at, "
+                "service_due_at = v.service_due_at, service_due_frozen = v.frozen, "
+                "deadline_estimated = v.estimated, version = c.version + 1 "
+                "FROM unnest(CAST(:pk AS integer[]), CAST(:step AS timestamptz[]), "
+                "CAST(:service AS timestamptz[]), CAST(:frozen AS timestamptz[]), "
+                "CAST(:estimated AS boolean[])) AS v(pk, step_due_at, service_due_at, frozen, "
+                "estimated) WHERE c.pk = v.pk"
+            ),
+            {
+                "pk": [r["b_pk"] for r in cases],
+                "step": [r["step_due_at"] for r in cases],
+                "service": [r["service_due_at"] for r in cases],
+                "frozen": [r["service_due_frozen"] for r in cases],
+                "estimated": [r["deadline_estimated"] for r in cases],
+            },
+        )
+    for table, rows in (("step_visit", visits), ("sla_timer", timers)):
+        if rows:
+            session.execute(
+                text(
+                    f"UPDATE {table} AS t SET due_at = v.due_at FROM unnest("
+                    "CAST(:id AS integer[]), CAST(:due AS timestamptz[])) AS v(id, due_at) "
+                    "WHERE t.id = v.id"
+                ),
+                {"id": [r["b_id"] for r in rows], "due": [r["due_at"] for r in rows]},
+            )
 
 
 def _open_visits(uow: UnitOfWork, pks: list[int]) -> dict[int, int]:
