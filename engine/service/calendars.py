@@ -130,12 +130,16 @@ def load_register(session: Session) -> Register:
 
 
 def _read(session: Session) -> Register:
-    rows = session.execute(select(CalendarEntry).order_by(CalendarEntry.id)).scalars()  # type: ignore[arg-type]
-    entries = tuple(_entry(r) for r in rows)
-    zones = tuple(
-        (opd, zone)
-        for opd, zone in session.execute(select(CalendarZone.opd, CalendarZone.timezone)).all()
-    )
+    # read without flushing: a case being opened is inserted once, complete, by its caller
+    with session.no_autoflush:
+        rows = session.execute(select(CalendarEntry).order_by(CalendarEntry.id)).scalars()  # type: ignore[arg-type]
+        entries = tuple(_entry(r) for r in rows)
+        zones = tuple(
+            (opd, zone)
+            for opd, zone in session.execute(
+                select(CalendarZone.opd, CalendarZone.timezone)
+            ).all()
+        )
     return Register(entries, zones)
 
 
