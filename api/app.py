@@ -21,6 +21,7 @@ from api import (
     reports,
     security,
     sops,
+    users,
 )
 from api.http import JSONProvider, ctx, problem
 from api.observe import instrument
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None, context: Context | None = None)
     app.register_api(checkpoints.audit)
     app.register_api(calendar.bp)
     app.register_api(calendar.public)
+    app.register_api(users.bp)
     calendar_check(app.extensions["sopflow"])
     instrument(app)
     security.install(app, settings)  # before who_is_asking: a guesser is refused unread

@@ -151,6 +151,12 @@ def _shown(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+EXPIRES_HELP = (
+    "when the token stops working: a duration from now (90d, 12h, 2w) or a date "
+    "(2027-03-31) [default: never]"
+)
+
+
 @main.group()
 def user() -> None:
     """Users and their API tokens."""
@@ -168,6 +174,7 @@ def user() -> None:
     help="keeps the calendar register (with --opd: that office's own days only)",
 )
 @click.option("--dpo", is_flag=True, help="the office's data-protection officer (with --opd)")
+@click.option("--expires-in", "expires", metavar="WHEN", help=EXPIRES_HELP)
 def user_add(
     name: str,
     opd: str | None,
@@ -176,14 +183,19 @@ def user_add(
     inspector: bool,
     calendar_admin: bool,
     dpo: bool,
+    expires: str | None,
 ) -> None:
-    """Create a user and print its token (on the last line; it is shown only once)."""
-    from engine.service.users import add_user
+    """Create a user and print its token (on the last line; it is shown only once).
+
+    Warns (on standard error) when no published SOP uses the office or a role given."""
+    from engine.service.users import add_user, parse_expiry, user_warnings
 
     role_list = tuple(r.strip() for r in roles.split(",") if r.strip())
+    context = _context()
     try:
+        expires_at = parse_expiry(expires, context.clock()) if expires else None
         who, token = add_user(
-            _context(),
+            context,
             name,
             opd,
             role_list,
@@ -191,9 +203,12 @@ def user_add(
             inspector,
             calendar_admin=calendar_admin,
             dpo=dpo,
+            expires_at=expires_at,
         )
     except ServiceError as e:
         _fail(e)
+    for warning in user_warnings(context, who.opd, tuple(sorted(who.roles))):
+        click.echo(f"warning: {warning}", err=True)
     kind = (
         "inspector" if who.inspector
         else "calendar administrator" if who.calendar_admin
@@ -369,6 +384,15 @@ def _fail(error: ServiceError) -> None:
     for item in error.errors:
         click.echo(f"  {item.get('field', '')}: {item.get('message', '')}", err=True)
     sys.exit(1)
+
+
+def _add_user_commands() -> None:
+    from sopflow.users_cli import add_commands
+
+    add_commands(user)
+
+
+_add_user_commands()
 
 
 def _add_trail_commands() -> None:

@@ -89,6 +89,11 @@ class User(SQLModel, table=True):
     dpo: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
     token_hash: str = Field(unique=True, max_length=64)
     created_at: datetime = instant()
+    # when the current token was issued and when it stops working (None: never)
+    token_issued_at: datetime | None = instant(nullable=True)
+    token_expires_at: datetime | None = instant(nullable=True)
+    # a disabled user's token is refused until the user is enabled again
+    disabled_at: datetime | None = instant(nullable=True)
 
 
 class SopVersion(SQLModel, table=True):

@@ -33,7 +33,7 @@ from typing import Any
 
 import httpx
 
-from engine.service.users import add_user
+from engine.service.users import add_user, set_disabled
 from tests.integration.conftest import Office, Server
 
 SEE = "200 listing A's"
@@ -127,6 +127,14 @@ MATRIX = [
     probe("PUT",  "/api/v1/calendar/ramadan/{year}",   403,  403,  403,  403,  403,  403),
     probe("PUT",  "/api/v1/calendar/zones/{opd}",      403,  403,  403,  403,  403,  403),
     probe("GET",  "/api/v1/calendar/{year}",           200,  200,  200,  200,  200,  200),
+    # users: an office's admin lists and manages its own; the inspector lists all, changes
+    # none; another office's user is not there for anyone else (the target is a user of A)
+    probe("GET",  "/api/v1/users",                     403,  403,  SEE,  403,  HIDE, 200),
+    probe("GET",  "/api/v1/users",                     403,  403,  SEE,  403,  HIDE, SEE,
+          query={"opd": "{opd}"}),
+    probe("POST", "/api/v1/users/{name}/disable",      403,  403,  200,  404,  404,  403),
+    probe("POST", "/api/v1/users/{name}/enable",       403,  403,  200,  404,  404,  403),
+    probe("POST", "/api/v1/users/{name}/token",        403,  403,  200,  404,  404,  403),
 ]
 # fmt: on
 
@@ -147,8 +155,11 @@ BODIES: dict[str, dict[str, Any]] = {
     "/api/v1/calendar/removals": {"date": "2027-01-01", "reason": "SKB 3 Menteri"},
     "/api/v1/calendar/ramadan/{year}": {"from": "2027-02-08", "to": "2027-03-09", "reason": "x"},
     "/api/v1/calendar/zones/{opd}": {"timezone": "Asia/Makassar", "reason": "WITA"},
+    "/api/v1/users/{name}/disable": {},
+    "/api/v1/users/{name}/enable": {},
+    "/api/v1/users/{name}/token": {"expires_in": "90d"},
 }
-LISTS = ("/api/v1/sops", "/api/v1/cases", "/api/v1/audit/events")
+LISTS = ("/api/v1/sops", "/api/v1/cases", "/api/v1/audit/events", "/api/v1/users")
 
 UNAUTHENTICATED = {
     "anonymous": None,
@@ -178,6 +189,7 @@ class World:
     callers: dict[str, Caller]
     inspector: httpx.Client
     case: dict[str, Any]
+    target: str = "someone"  # the user of A a users row acts on
 
     @classmethod
     def build(cls, server: Server) -> World:
@@ -197,7 +209,7 @@ class World:
     def fill(self, template: str, case_id: str) -> str:
         seq = self.first_seq(case_id) if "{seq}" in template else 0
         return template.format(
-            sop=self.a.sop, opd=self.a.opd, n=1, id=case_id, seq=seq, year=2027
+            sop=self.a.sop, opd=self.a.opd, n=1, id=case_id, seq=seq, year=2027, name=self.target
         )
 
     def first_seq(self, case_id: str) -> int:
@@ -228,8 +240,11 @@ class World:
         cases = self.inspector.get("/api/v1/cases", params=params).json()["items"]
         (case,) = [c for c in cases if c["id"] == case_id]
         keys = ("version", "step", "status", "received", "paid_total", "flags")
+        users = self.inspector.get("/api/v1/users", params={"opd": self.a.opd, "limit": 500})
+        target = [u for u in users.json()["items"] if u["name"] == self.target]
         return {
             **{k: case[k] for k in keys},
+            "target user": [(u["status"], u["token_issued_at"]) for u in target],
             "cases of A": len(cases),
             "latest SOP of A": self.inspector.get(f"/api/v1/sops/{self.a.sop}").json()["version"],
         }
@@ -262,6 +277,11 @@ class World:
         case_id = str(self.case["id"])
         if probe.writes and "{id}" in probe.path:
             case_id = str(self.a.open_case(self.callers["loket@A"].client)["id"])
+        if probe.writes and "{name}" in probe.path:
+            self.target = f"target-{secrets.token_hex(4)}"
+            add_user(self.server.ctx, self.target, opd=self.a.opd, roles=("loket",))
+            if probe.path.endswith("/enable"):
+                set_disabled(self.server.ctx, None, self.target, True, actor="test")
         before = self.snapshot(case_id) if probe.writes else None
         denied_before = len(self.denials(caller.name))
 
@@ -351,6 +371,11 @@ def test_notification_endpoints(server: Server) -> None:
 def test_calendar_endpoints(server: Server) -> None:
     world = World.build(server)
     run(world, "/api/v1/calendar")
+
+
+def test_user_endpoints(server: Server) -> None:
+    world = World.build(server)
+    run(world, "/api/v1/users")
 
 
 def test_no_valid_token_is_401_everywhere_changes_nothing_and_leaves_no_trace(
