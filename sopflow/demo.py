@@ -9,9 +9,13 @@ and the heads (kasi, kabid, kadis, ...) serve the whole office. An officer takes
 oldest waiting case at the steps his role works (first come, first served), takes a
 random time over it scaled by his own speed, and moves it on toward completion. About
 one case in ten lacks a document and is sent back to the citizen once; a few are rejected;
-licence levies are paid exactly. With `planted=True` three officers misbehave, one way
-each: one takes extra fees, one serves the newest file first (the broker's clients jump
-the queue), one holds files.
+licence levies are billed by the Perda's formula and paid exactly. A levy's service (PBG)
+runs for weeks before the bill, so its applications start arriving LEAD_IN_WEEKS before
+the week (only those services' cases and staff are busy then), and the week sees cases
+billed and paid. With `planted=True` five officers misbehave, one way each: one takes
+extra fees, one serves the newest file first (the broker's clients jump the queue), one
+holds files, one bills the levy correctly but takes an extra payment on top, one collects
+the levy without ever billing it.
 """
 
 from __future__ import annotations
@@ -82,6 +86,8 @@ FEE_SHARE = 0.45  # of the fee-taker's cases, the share he charges
 FREE_SERVICE_CHARGE = (50_000, 100_000, 150_000)
 LEVY_SURCHARGE = (250_000, 500_000)
 LEVY_RATE = 42_000  # rupiah per m2: what the Perda's formula comes to for a house
+LEAD_IN_WEEKS = 3  # weeks of levy applications before the week, to reach their bill in it
+LEVY_DESK = 3  # officers at least at a levy's billing desk: two planted, one honest
 HOLD_FACTOR = 5.0
 HOLD_PILE = 2  # files the holder keeps on his desk at once
 # where each abuse is planted when these SOPs are published (else: the busiest desks)
@@ -90,12 +96,17 @@ PLANT_AT = {
     "holding_outlier": ("kartu-keluarga", "pencetakan"),  # delayed hand-over of the KK
     "fee_mismatch": ("akta-kematian", "pendaftaran"),  # a fee for a free death certificate
 }
+LEVY_CONDUCTS = ("levy_surcharge", "levy_unbilled")  # planted at a levy's billing desk
+# the anomaly kind each planted conduct must show as (others: the conduct itself)
+FOUND_AS = {"levy_surcharge": "fee_mismatch", "levy_unbilled": "fee_mismatch"}
 
 
 PLANTED_AS = {  # what the summary says of each
     "fee_mismatch": "takes extra fees",
     "queue_jumping": "serves the newest file first: brokers' clients jump the queue",
     "holding_outlier": "holds files five times as long",
+    "levy_surcharge": "bills the levy correctly, then takes an extra payment on top",
+    "levy_unbilled": "collects the levy without ever billing it (no SKRD)",
 }
 TEAM_MIN = {"queue_jumping": 2, "holding_outlier": 3, "fee_mismatch": 1}
 
@@ -143,7 +154,7 @@ class Officer:
     sops: frozenset[str]  # the services whose queues he serves
     speed: float  # 1.0 = usual; 1.4 takes 40 % longer
     principal: Principal
-    conduct: str | None = None  # "fee_mismatch", "queue_jumping" or "holding_outlier"
+    conduct: str | None = None  # a key of PLANTED_AS
     capacity: int = 1  # files in hand at once
     hands: list[Job] = field(default_factory=list)
 
@@ -164,6 +175,7 @@ class Citizen:
     fired_by: dict[str, set[str]] = field(default_factory=dict)
     fields: dict[str, Any] = field(default_factory=dict)  # what the applicant gave
     bill: int | None = None  # a levy's bill (the SKRD), once issued
+    paid: int = 0  # what has been recorded as paid toward the fee or bill
 
 
 @dataclass
@@ -185,7 +197,7 @@ class Simulation:
 
     seed: int
     week_start: date
-    planted: dict[str, str]  # anomaly kind -> the officer planted for it
+    planted: dict[str, str]  # conduct (a key of PLANTED_AS) -> the officer planted for it
     officers: dict[str, Officer]
     sops: list[str] = field(default_factory=list)
     offices: dict[str, str] = field(default_factory=dict)  # sop -> its office
@@ -194,7 +206,7 @@ class Simulation:
     cases: int = 0
     transitions: int = 0
     payments: int = 0  # levies paid as the tariff says
-    extra_payments: int = 0  # the fee-taker's
+    extra_payments: int = 0  # the planted officers' payments beyond the fee or bill
     bills: int = 0  # levies billed (SKRDs)
     returns: int = 0
     rejections: int = 0
@@ -258,6 +270,12 @@ def first_step_return(sop: SOP) -> Transition | None:
         if sop.step(t.dest).paused:
             return t
     return None
+
+
+def levy_formula(fields: dict[str, Any]) -> int:
+    """A levy's amount by the Perda's formula for the building (before any exemption)."""
+    area = float(fields.get("luas_bangunan") or 100)
+    return int(round(area * LEVY_RATE, -3))
 
 
 def team_size(minutes: float) -> int:
@@ -330,11 +348,13 @@ class _World:
                     load[(sop.key, role)] = load.get((sop.key, role), 0.0) + minutes
         return load
 
-    def _hire_one(self, opd: str, role: str, sops: frozenset[str]) -> Officer:
+    def _hire_one(
+        self, opd: str, role: str, sops: frozenset[str], also: tuple[str, ...] = ()
+    ) -> Officer:
         first = self._names.pop() if self._names else f"staf{len(self.sim.officers) + 1}"
         name = f"{first}.{role}"
         speed = round(self.rng.uniform(*SPEEDS), 2)
-        who, _token = add_user(self.ctx, name, opd=opd, roles=(role,))
+        who, _token = add_user(self.ctx, name, opd=opd, roles=(role, *also))
         officer = Officer(name, opd, role, sops, speed, who)
         self.sim.officers[name] = officer
         for key in sops:
@@ -361,8 +381,14 @@ class _World:
             opd = self.by_key[key].office_of(role)
             if (opd, role) in heads:
                 continue
-            for _ in range(team_size(minutes)):
-                self._hire_one(opd, role, frozenset({key}))
+            sop, size, also = self.by_key[key], team_size(minutes), ()
+            if sop.fee.levy and role == sop.fee.billed_by:
+                # the levy desk also takes payments at its counter (besides the treasurer),
+                # and has a few officers: the planted ones have an honest colleague
+                size = max(size, LEVY_DESK)
+                also = tuple(r for r in sop.collectors if r != role)
+            for _ in range(size):
+                self._hire_one(opd, role, frozenset({key}), also)
         for opd in sorted({sop.opd for sop in self.sops}):
             self.kiosks[opd], _token = add_user(self.ctx, f"anjungan.{opd}", opd=opd)
 
@@ -383,7 +409,8 @@ class _World:
         return out
 
     def _plant(self) -> None:
-        """Three officers, each misbehaving in one way, where peers can show it up."""
+        """Officers each misbehaving in one way, where peers can show it up; two of them at
+        the first levy's billing desk (one surcharging, one collecting without a bill)."""
         taken: set[str] = set()
         desks = self._desks()
         for kind, (key, step_id) in PLANT_AT.items():
@@ -400,6 +427,16 @@ class _World:
                     officer.capacity = HOLD_PILE
                 self.sim.planted[kind] = officer.name
                 break
+        levy = next((sop for sop in self.sops if sop.fee.levy and sop.fee.billed_by), None)
+        if levy is not None:
+            desk = self.teams.get((levy.key, levy.fee.billed_by or ""), [])
+            free = [o for o in desk if o.name not in taken and o.conduct is None]
+            if len(free) > len(LEVY_CONDUCTS):  # an honest colleague stays at the desk
+                for conduct, officer in zip(
+                    LEVY_CONDUCTS, self.rng.sample(free, len(LEVY_CONDUCTS)), strict=True
+                ):
+                    officer.conduct = conduct
+                    self.sim.planted[conduct] = officer.name
 
     # -- citizens --------------------------------------------------------------------------
 
@@ -501,6 +538,8 @@ class _World:
         role = None if t is None else sop.role_for(t, step.id)
         if t is None or role is None or (sop.key, role) not in self.teams:
             return
+        if t.requires_payment and sop.fee.levy and citizen.bill is None:
+            return  # collected without a bill: the treasurer has nothing to confirm
         latency, work = base_work(sop, step, now)
         if step.paused:
             # the citizen comes back (with the document, with the levy paid) later
@@ -567,12 +606,17 @@ class _World:
             amount = 0
         else:
             waiver = None
-            area = float(citizen.fields.get("luas_bangunan") or 100)
-            amount = int(round(area * LEVY_RATE, -3))
+            amount = levy_formula(citizen.fields)
         cases.issue_bill(
             self.ctx, who, citizen.case_id, amount, reference, sop.fee.basis or "Perda", waiver
         )
         citizen.bill = amount
+
+    def _take_cash(self, citizen: Citizen, who: Principal, amount: int) -> None:
+        """A planted officer's payment beyond what is owed, recorded at his desk."""
+        cases.record_payment(self.ctx, who, citizen.case_id, amount, "cash")
+        citizen.paid += amount
+        self.sim.extra_payments += 1
 
     def _comment(self, citizen: Citizen, t: Transition) -> str | None:
         if not t.comment_required:
@@ -597,17 +641,29 @@ class _World:
                 if sop.fee.free
                 else sop.fee.amount + self.rng.choice(LEVY_SURCHARGE)
             )
-            cases.record_payment(self.ctx, who, citizen.case_id, amount, "cash")
-            self.sim.extra_payments += 1
-        if sop.fee.levy and citizen.bill is None and sop.step(t.sources[0]).role == (
-            sop.fee.billed_by
-        ):
+            self._take_cash(citizen, who, amount)
+        billing = (
+            sop.fee.levy
+            and citizen.bill is None
+            and sop.step(t.sources[0]).role == sop.fee.billed_by
+        )
+        abuse = billing and officer.conduct in LEVY_CONDUCTS  # on every levy case he bills
+        if abuse and officer.conduct == "levy_unbilled":
+            # the applicant pays him what the bill would come to and no SKRD is issued: the
+            # treasurer has no bill to confirm, and the case waits at the payment step
+            self._take_cash(citizen, who, levy_formula(citizen.fields))
+        elif billing:
             self._bill(citizen, who, now)
-        due = citizen.bill if sop.fee.levy else sop.fee.amount
-        if t.requires_payment and due:
+            if abuse:  # levy_surcharge: the bill and something on top, in cash at his desk
+                extra = self.rng.choice(LEVY_SURCHARGE)
+                self._take_cash(citizen, who, (citizen.bill or 0) + extra)
+        due = (citizen.bill or 0) if sop.fee.levy else sop.fee.amount
+        if t.requires_payment and due > citizen.paid:  # what is still owed, paid exactly
             self.sim.payments += 1
             receipt = f"STS-{now:%Y%m%d}-{self.sim.payments:04d}"
-            cases.record_payment(self.ctx, who, citizen.case_id, due, "transfer", receipt)
+            owed = due - citizen.paid
+            cases.record_payment(self.ctx, who, citizen.case_id, owed, "transfer", receipt)
+            citizen.paid = due
         dest = sop.step(t.dest)
         sent_back = dest.paused and citizen.missing is not None and not citizen.returned
         # documents are marked when the desk accepts the file; a file sent back marks none
@@ -672,7 +728,9 @@ def working_days(
 def arrival_times(
     rng: random.Random, cal: WorkingCalendar, day: date, count: int
 ) -> list[datetime]:
-    """`count` arrival instants on a working day: a crowd at opening, fewer later."""
+    """`count` arrival instants on a working day: a crowd at opening, fewer later. Whoever
+    comes during the midday break (or before Ramadan's later opening) takes a number when
+    the kiosk opens again: the kiosk opens no case outside working time."""
     hours = _opening_hours(cal, day)
     if hours is None or count <= 0:
         return []
@@ -692,7 +750,8 @@ def arrival_times(
                 minute = start + (stop - start) * pick / mass
                 break
             pick -= mass
-        out.append((opening + timedelta(minutes=minute)).astimezone(UTC))
+        # the simulation steps whole minutes: the number is taken at the next one
+        out.append(cal.next_opening(opening + timedelta(minutes=math.ceil(minute))))
     return sorted(out)
 
 
@@ -730,11 +789,13 @@ def simulate(
     """Publish the SOPs, hire the staff and run a working week of cases through them.
 
     The simulation runs on `ctx.engine` with a simulated clock of its own (ctx's clock is
-    not read); `progress(done, total)` is called with simulated hours.
+    not read); `progress(done, total)` is called with simulated hours. Levy services' cases
+    (PBG) start arriving LEAD_IN_WEEKS before the week, with only their staff at work then.
     """
     if week_start.weekday() != 0:
         raise ValueError(f"{week_start} is not a Monday")
-    clock = SimClock(datetime.combine(week_start - timedelta(days=3), time(9), UTC))
+    lead_start = week_start - timedelta(weeks=LEAD_IN_WEEKS)
+    clock = SimClock(datetime.combine(lead_start - timedelta(days=3), time(9), UTC))
     ctx = Context(ctx.engine, clock)
     sops = publish_all(ctx, workflows_dir)
     if not sops:
@@ -745,14 +806,32 @@ def simulate(
     spans = working_days(list(calendars.values()), week_start)
     if not spans:
         raise ValueError(f"the week of {week_start} has no working day")
-    hours = [math.ceil((b - a).total_seconds() / 3600) for a, b in spans]
     sim.started, sim.ended = spans[0][0], spans[-1][1]
-    officers = list(sim.officers.values())
+    everyone = list(sim.officers.values())
+    # (start, end, day factor, services arriving, officers at work) per simulated day
+    days = [
+        (start, end, DAY_FACTOR[min(i, len(DAY_FACTOR) - 1)], sops, everyone)
+        for i, (start, end) in enumerate(spans)
+    ]
+    levies = [sop for sop in sops if sop.fee.levy]
+    if levies:
+        keys = {sop.key for sop in levies}
+        staff = [o for o in everyone if o.sops & keys]
+        lead = [
+            (start, end, DAY_FACTOR[min(i, len(DAY_FACTOR) - 1)], levies, staff)
+            for weeks in range(LEAD_IN_WEEKS, 0, -1)
+            for i, (start, end) in enumerate(
+                working_days(
+                    [calendars[k] for k in sorted(keys)], week_start - timedelta(weeks=weeks)
+                )
+            )
+        ]
+        days = lead + days
+    hours = [math.ceil((b - a).total_seconds() / 3600) for a, b, *_ in days]
     specs = {sop.key: sop.calendar for sop in sops}
-    for index, (start, end) in enumerate(spans):
-        factor = DAY_FACTOR[min(index, len(DAY_FACTOR) - 1)]
+    for index, (start, end, factor, arriving, officers) in enumerate(days):
         arrivals: list[tuple[datetime, int, SOP]] = []
-        for sop in sops:
+        for sop in arriving:
             day = (start + timedelta(hours=12)).astimezone(ZoneInfo(sop.calendar.timezone))
             count = poisson(world.rng, VOLUMES.get(sop.key, DEFAULT_VOLUME) * factor)
             for at in arrival_times(world.rng, calendars[sop.key], day.date(), count):

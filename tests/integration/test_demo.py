@@ -6,6 +6,7 @@ Each test simulates a whole working week on a fresh database through the service
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,20 @@ from sopflow.cli import main
 # quick colleague beside him seemed to overtake his files
 OTHER_SEEDS = (3, 8, 2)
 KINDS = ("fee_mismatch", "queue_jumping", "holding_outlier")
+CONDUCTS = (*KINDS, *demo.LEVY_CONDUCTS)  # the levy desk's two: both show as fee_mismatch
+
+
+def seed_range(text: str) -> list[int]:
+    """`1-25` or `3,8`: the seeds SOPFLOW_DEMO_SEEDS asks for."""
+    out: list[int] = []
+    for part in text.split(","):
+        low, _, high = part.partition("-")
+        out += list(range(int(low), int(high or low) + 1))
+    return out
+
+
+# SOPFLOW_DEMO_SEEDS=1-25 runs the levy check over 25 weeks (about 30 s a week)
+LEVY_SEEDS = seed_range(os.environ.get("SOPFLOW_DEMO_SEEDS", "") or "5-6")
 STAFF_ACTS = ("case.created", "case.transitioned", "case.received", "case.payment_recorded")
 INSPECTOR = Principal("inspektorat-uji", None, frozenset(), inspector=True)
 
@@ -69,13 +84,16 @@ def named(items: list[dict[str, Any]]) -> set[tuple[str, str]]:
     return {(item["kind"], item["actor"]) for item in items if item["actor"]}
 
 
+def planted_as(sim: demo.Simulation) -> set[tuple[str, str]]:
+    """(anomaly kind, officer) that each planted officer must be found as."""
+    return {(demo.FOUND_AS.get(conduct, conduct), o) for conduct, o in sim.planted.items()}
+
+
 def assert_exactly_planted(sim: demo.Simulation, items: list[dict[str, Any]]) -> None:
     """Each planted officer under his own kind, and no item of any kind naming anyone else."""
-    assert set(sim.planted) == set(KINDS)
-    assert len(set(sim.planted.values())) == 3  # three distinct officers
-    assert named(items) == set(sim.planted.items()), [
-        (i["kind"], i["actor"], i["detail"]) for i in items
-    ]
+    assert set(sim.planted) == set(CONDUCTS)
+    assert len(set(sim.planted.values())) == len(CONDUCTS)  # distinct officers
+    assert named(items) == planted_as(sim), [(i["kind"], i["actor"], i["detail"]) for i in items]
     assert all(item["actor"] for item in items)
 
 
@@ -84,6 +102,21 @@ def test_a_planted_week_names_exactly_the_planted_officers(tmp_path: Path, seed:
     sim, items = week(f"sqlite:///{tmp_path / 'demo.db'}", seed, planted=True)
     assert_exactly_planted(sim, items)
     assert sim.extra_payments > 0
+
+
+@pytest.mark.parametrize("seed", LEVY_SEEDS)
+def test_levy_abuses_are_found_and_honest_levy_cases_accuse_nobody(
+    tmp_path: Path, seed: int
+) -> None:
+    sim, items = week(f"sqlite:///{tmp_path / 'demo.db'}", seed, planted=True)
+    assert sim.bills > 0 and sim.payments > 0  # honest levy cases billed and paid
+    levy = {(demo.FOUND_AS[c], sim.planted[c]) for c in demo.LEVY_CONDUCTS}
+    assert len({officer for _kind, officer in levy}) == 2
+    fee = {(i["kind"], i["actor"]) for i in items if i["kind"] == "fee_mismatch"}
+    assert levy <= fee, [(i["actor"], i["detail"]) for i in items]  # both found
+    assert fee <= planted_as(sim), [(i["actor"], i["detail"]) for i in items]  # nobody else
+    unbilled = next(i for i in items if i["actor"] == sim.planted["levy_unbilled"])
+    assert "before any bill was issued" in unbilled["detail"]
 
 
 @pytest.mark.parametrize("seed", (demo.DEFAULT_SEED, OTHER_SEEDS[0]))
@@ -130,11 +163,14 @@ def test_sopflow_demo_prints_the_planted_officers_and_how_to_serve(in_tmp: Path)
         items = found(engine, last)
     finally:
         engine.dispose()
-    by_kind = {kind: {i["actor"] for i in items if i["kind"] == kind} for kind in KINDS}
-    assert all(len(officers) == 1 for officers in by_kind.values()), out
-    planted = {kind: officers.pop() for kind, officers in by_kind.items()}
-    assert len(set(planted.values())) == 3
-    assert named(items) == set(planted.items()), out  # nobody else, under any kind
+    # each officer the Planted line names, found under the kind his conduct shows as
     line = next(line for line in out.splitlines() if line.startswith("Planted: "))
-    for kind, officer in planted.items():
-        assert f"{officer} ({demo.PLANTED_AS[kind]})" in line
+    planted = {
+        (demo.FOUND_AS.get(conduct, conduct), name)
+        for conduct in CONDUCTS
+        for name in {i["actor"] for i in items}
+        if f"{name} ({demo.PLANTED_AS[conduct]})" in line
+    }
+    assert len(planted) == len(CONDUCTS), out
+    assert len({name for _kind, name in planted}) == len(CONDUCTS)
+    assert named(items) == planted, out  # nobody else, under any kind
