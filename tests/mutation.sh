@@ -47,13 +47,16 @@ pytest_add_cli_args_test_selection = ["tests/integration/test_timers.py",
     "tests/integration/test_reports.py"]
 also_copy = ["tests", "workflows"]
 EOF
-    # the payment, authorization and sweep code; the rest of these modules is not mutated
+    # the payment comparison, the authorization of reports and trail, and the sweep loop
+    # with its unique firings; the rest of these modules is not mutated (in timers.py not
+    # the wording of notifications and webhook payloads)
     selection=(
-        "engine.service.cases.x_payment_evidence*"
+        "engine.service.cases.x_expected_payment*"
         "engine.service.reports.x_may_read_reports*"
         "engine.service.queries.x_may_read_trail*"
-        "engine.service.queries.x_trail_query*"
-        "engine.service.timers.*"
+        "engine.service.timers.x_sweep__*"
+        "engine.service.timers.x__sweep_batch*"
+        "engine.service.timers.x__claim_firings*"
     )
     export SOPFLOW_TEST_SERVICES=required
     ;;
