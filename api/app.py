@@ -110,7 +110,7 @@ def create_app(settings: Settings | None = None, context: Context | None = None)
 
     @app.errorhandler(ServiceError)
     def service_error(e: ServiceError) -> Response:
-        return problem(e.status, e.title, e.detail, e.errors or None)
+        return problem(e.status, e.title, e.detail, e.errors or None, e.extensions or None)
 
     @app.errorhandler(DatabaseUnavailable)
     def database_unavailable(e: DatabaseUnavailable) -> Response:

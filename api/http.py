@@ -86,13 +86,19 @@ def principal() -> Principal:
 
 
 def problem(
-    status: int, title: str, detail: str, errors: list[dict[str, Any]] | None = None
+    status: int,
+    title: str,
+    detail: str,
+    errors: list[dict[str, Any]] | None = None,
+    extensions: dict[str, Any] | None = None,
 ) -> Response:
     """An `application/problem+json` response."""
     body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
     body["detail"] = detail
     if errors:
         body["errors"] = errors
+    if extensions:
+        body |= json.loads(json.dumps(extensions, default=JSONProvider.default))
     # ASCII escapes: a problem may echo back input, and must never fail to encode it
     response = Response(json.dumps(body, ensure_ascii=True), status=status, mimetype=PROBLEM)
     return response

@@ -31,6 +31,7 @@ from engine.service.errors import (
 )
 from engine.service.refusals import deny, refuse
 from engine.service.sops import find_row, parsed, sop_of
+from engine.service.stale import stale_version
 from engine.service.users import Principal
 from engine.store.tables import Bill, Case, Payment, ReceivedDocument, SopVersion, StepVisit
 from engine.store.uow import UnitOfWork
@@ -410,9 +411,7 @@ def fire_transition(
             uow.rollback()
             deny(ctx, principal, READ_ONLY, case, action="transition", transition=name)
         if if_match is not None and if_match != case.version:
-            raise PreconditionFailed(
-                f"the case is at version {case.version}, not {if_match}; reload it and retry"
-            )
+            raise stale_version(uow, case, if_match)
         if case.status != "open":
             raise Conflict(f"the case is closed ({case.outcome}); nothing more can be fired")
         docs, doc_errors = check_received(sop, received)
@@ -613,7 +612,7 @@ def receive_documents(
                 roles=roles,
             )
         if if_match is not None and if_match != case.version:
-            raise PreconditionFailed(f"the case is at version {case.version}, not {if_match}")
+            raise stale_version(uow, case, if_match)
         docs, errors = check_received(sop, received)
         if errors:
             reasons = "; ".join(e["message"] for e in errors)

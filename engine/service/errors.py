@@ -17,9 +17,16 @@ class ServiceError(EngineError):
     status = 400
     title = "Bad request"
 
-    def __init__(self, detail: str, errors: Sequence[Mapping[str, Any]] = ()) -> None:
+    def __init__(
+        self,
+        detail: str,
+        errors: Sequence[Mapping[str, Any]] = (),
+        extensions: Mapping[str, Any] | None = None,
+    ) -> None:
         self.detail = detail
         self.errors = [dict(e) for e in errors]
+        # further members of the problem (RFC 9457 extensions), e.g. a 412's current_version
+        self.extensions = dict(extensions or {})
         super().__init__(detail)
 
 

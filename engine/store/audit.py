@@ -18,8 +18,13 @@ from engine.store.tables import AuditEvent
 AUDIT_LOCK_KEY = 0x50F10A0D17
 
 
-def append(session: Session, events: Sequence[Event]) -> list[int]:
+def append(
+    session: Session, events: Sequence[Event], versions: Mapping[str, int] | None = None
+) -> list[int]:
     """Chain `events` after the current head and insert them; returns their `seq`s.
+
+    `versions` (case id -> the case's version after this transaction) is stored beside each
+    case event, outside the hash.
 
     Call it last in a transaction: it takes the chain's lock (held until commit), so every
     other lock a command needs is already held, and two commands never wait on each other
@@ -52,6 +57,7 @@ def append(session: Session, events: Sequence[Event]) -> list[int]:
                 "data": dict(event.data),
                 "prev_hash": prev,
                 "hash": digest,
+                "case_version": (versions or {}).get(event.case_id or ""),
             }
         )
         prev = digest

@@ -275,6 +275,9 @@ class AuditEvent(SQLModel, table=True):
     data: dict[str, Any] = json_map()
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64)
+    # the case's version once the event's transaction changed it: outside the hash, so a
+    # stale If-Match can be told what changed since the version it names
+    case_version: int | None = None
 
 
 class SlaTimer(SQLModel, table=True):

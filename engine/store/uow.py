@@ -16,6 +16,7 @@ from engine.store import personal as personal_data
 from engine.store.db import READONLY
 from engine.store.errors import DatabaseUnavailable
 from engine.store.personal import Purpose
+from engine.store.tables import Case
 
 
 def _purpose(name: str, data: Mapping[str, Any]) -> str:
@@ -68,7 +69,11 @@ class UnitOfWork:
     def commit(self) -> list[int]:
         """Flush the changes, append the queued events last, commit; returns the events' seqs."""
         self.session.flush()
-        seqs = audit.append(self.session, self.events)
+        versions = {  # the versions the flush gave the cases changed here
+            obj.id: obj.version for obj in self.session.identity_map.values()
+            if isinstance(obj, Case)
+        }  # fmt: skip
+        seqs = audit.append(self.session, self.events, versions)
         self.session.commit()
         self.events = []
         return seqs
