@@ -22,6 +22,9 @@ from __future__ import annotations
 
 import math
 import random
+import shlex
+import socket
+import sys
 import textwrap
 import time as stopwatch
 from collections import deque
@@ -933,6 +936,34 @@ class DemoResult:
     url: str
     token: str
     seconds: float
+    stopped: int = 0  # SLA timers still pending when the week ended, removed with its clocks
+
+
+def stop_clocks(engine: Engine) -> int:
+    """End the week's clocks: remove the SLA timers still pending, so that a server opened
+    on the data later shows the week as it was instead of firing them all at its first
+    sweep, months late. Returns how many were removed."""
+    from sqlalchemy import delete
+
+    from engine.store.tables import SlaTimer
+
+    with engine.begin() as connection:
+        return int(connection.execute(delete(SlaTimer)).rowcount or 0)
+
+
+def sopflow_command() -> str:
+    """The command that runs sopflow as this process was run, whatever is on PATH."""
+    script = Path(sys.argv[0])
+    if script.name == "sopflow" and script.is_file():
+        return shlex.quote(str(script.absolute()))
+    return f"{shlex.quote(sys.executable)} -m sopflow"
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on just now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def demo_engine(url: str) -> Engine:
@@ -1001,10 +1032,11 @@ def run_demo(
         inspector, token = add_user(ctx, INSPECTOR, inspector=True)
         found = anomalies.anomalies(ctx, inspector)["items"]
         stuck = {key: reports.bottlenecks(ctx, inspector, key) for key in sim.sops}
+        stopped = stop_clocks(engine)
     finally:
         engine.dispose()
     seconds = stopwatch.perf_counter() - began
-    result = DemoResult(sim, found, stuck, database, url, token, seconds)
+    result = DemoResult(sim, found, stuck, database, url, token, seconds, stopped)
     for line in summary_lines(result):
         echo(line)
     return result
@@ -1034,7 +1066,10 @@ def summary_lines(result: DemoResult) -> list[str]:
         planted = "; ".join(f"{name} ({PLANTED_AS[kind]})" for kind, name in sim.planted.items())
         out.append(f"Planted: {planted}.")
     else:
-        out.append("Planted: nobody (a clean week).")
+        out.append(
+            "Planted: nobody (a clean week: the same offices, staff, seed and days; the "
+            "citizens are drawn afresh, so the counts differ from the planted week's)."
+        )
     out += ["", "BOTTLENECKS: per step, slowest first (dwell in hours; working = office hours)"]
     for key, report in result.bottlenecks.items():
         opd = sim.offices.get(key, "")
@@ -1043,14 +1078,18 @@ def summary_lines(result: DemoResult) -> list[str]:
     out += ["", f"ANOMALIES ({len(result.anomalies)})", *anomaly_lines(result.anomalies)]
     bearer = f'-H "Authorization: Bearer {result.token}"'
     example = next(iter(result.bottlenecks), "ktp-el")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
     out += [
         "",
-        f"Done in {result.seconds:.0f} s. Open the API on the same data:",
-        f"  SOPFLOW_DATABASE_URL={result.url} sopflow serve",
+        f"Done in {result.seconds:.0f} s. Open the API on the same data (port {port} is free "
+        "now; any free one will do):",
+        f"  SOPFLOW_DATABASE_URL={shlex.quote(result.url)} {sopflow_command()} serve "
+        f"--port {port}",
         f"Inspector `{INSPECTOR}`, token (shown once): {result.token}",
-        f"  curl -s {bearer} http://127.0.0.1:8000/api/v1/reports/anomalies",
-        f"  curl -s {bearer} 'http://127.0.0.1:8000/api/v1/reports/bottlenecks?sop={example}'",
-        "(The server runs on today's clock: SLA timers still pending from the simulated "
-        "week fire at its first sweep.)",
+        f"  curl -s {bearer} {base}/api/v1/reports/anomalies",
+        f"  curl -s {bearer} '{base}/api/v1/reports/bottlenecks?sop={example}'",
+        f"The week's clocks stopped when it ended ({_count(result.stopped, 'SLA timer')} still "
+        "pending removed): the server shows the week as it was and fires none of them.",
     ]
     return out

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import Engine, select
 
-from engine.service import anomalies
+from engine.service import anomalies, timers
 from engine.service.context import Context
 from engine.service.users import Principal
 from engine.store.migrate import upgrade
@@ -147,8 +147,14 @@ def test_sopflow_demo_prints_the_planted_officers_and_how_to_serve(in_tmp: Path)
     out = result.output
     database = (in_tmp / "sopflow-demo.db").resolve()
     assert f"Replacing the existing {database}" in out
-    assert f"SOPFLOW_DATABASE_URL=sqlite:///{database} sopflow serve" in out
-    assert "/api/v1/reports/anomalies" in out and "/api/v1/reports/bottlenecks?sop=" in out
+    # the serve line runs as printed (no venv on PATH needed), on the port the curl lines use
+    serve = next(line.split() for line in out.splitlines() if " serve --port " in line)
+    assert serve[0] == f"SOPFLOW_DATABASE_URL=sqlite:///{database}"
+    assert Path(serve[1]).is_absolute() and Path(serve[1]).is_file(), serve
+    port = serve[-1]
+    assert port.isdigit() and port != "8000"
+    assert f"http://127.0.0.1:{port}/api/v1/reports/anomalies" in out
+    assert f"http://127.0.0.1:{port}/api/v1/reports/bottlenecks?sop=" in out
     assert "BOTTLENECKS" in out and "ANOMALIES" in out
     token = out.split("token (shown once): ", 1)[1].split()[0]
     assert f"Bearer {token}" in out
@@ -161,6 +167,8 @@ def test_sopflow_demo_prints_the_planted_officers_and_how_to_serve(in_tmp: Path)
                 select(AuditEvent.at).order_by(AuditEvent.seq.desc()).limit(1)  # type: ignore[attr-defined]
             ).scalar_one()
         items = found(engine, last)
+        # the week's clocks stopped with it: opened later, nothing stale fires
+        assert timers.sweep(Context(engine)).fired == 0
     finally:
         engine.dispose()
     # each officer the Planted line names, found under the kind his conduct shows as
