@@ -138,9 +138,13 @@ def fee_mismatch(ctx: Context, scope: dict[str, Any]) -> list[dict[str, Any]]:
             and not e.data.get("charge")
         )  # fmt: skip
         over = sum(1 for e in events if int(e.data.get("excess", 0)) > 0)
+        if excess >= 0:
+            net = f"{_rupiah(excess)} more than was lawful in all"
+        else:
+            net = f"{_rupiah(-excess)} less than was due in all"
         detail = (
             f"{actor} recorded {len(events)} payment(s) that differ from the official fee, "
-            f"bill or charge, {_rupiah(excess)} more than the tariff in all"
+            f"bill or charge, {net}"
             + (f"; {free} of them on a service that is free by law" if free else "")
             + (f"; {unbilled} of them on a levy before any bill was issued" if unbilled else "")
         )

@@ -234,7 +234,7 @@ def test_fee_mismatch_names_the_officer_the_cases_and_the_excess(office: Office)
     cases.record_payment(office.ctx, office.officer("jujur", "loket"), honest, 50000, "cash")
     (item,) = kinds(office.anomalies(), "fee_mismatch")
     assert (item["actor"], item["case_ids"], item["severity"]) == ("kasir", [case], "high")
-    assert "Rp 100.000 more than the tariff" in str(item["detail"])
+    assert "Rp 100.000 more than was lawful" in str(item["detail"])
     events = queries.case_history(office.ctx, office.inspector, case)
     assert item["event_seqs"] == [e["seq"] for e in events if e["type"] == "case.payment_recorded"]
 
@@ -259,6 +259,8 @@ def test_a_payment_on_either_side_of_the_fee_is_named(
     data = event["data"]
     assert (data["fee_mismatch"], data["excess"]) == (True, paid - 50000)  # type: ignore[index]
     assert item["event_seqs"] == [event["seq"]]
+    side = "more than was lawful" if paid > 50000 else "less than was due"
+    assert f"Rp {abs(paid - 50000):,} {side}".replace(",", ".") in str(item["detail"])
 
 
 def test_officers_either_side_of_their_peers_at_a_step_only_the_slow_one_is_held(
