@@ -44,8 +44,10 @@ GUNICORN_LOGGING: dict[str, Any] = {
     "handlers": {"console": _JSON_ON_STDERR, "error_console": _JSON_ON_STDERR},
     "root": {"level": "INFO", "handlers": ["console"]},
     "loggers": {
-        name: {"level": "INFO", "handlers": ["error_console"], "propagate": False}
-        for name in ("gunicorn.error", "gunicorn.access")
+        "gunicorn.error": {"level": "INFO", "handlers": ["error_console"], "propagate": False},
+        # the app logs each request itself (with its request id); gunicorn's access line
+        # would repeat it, with the client's address
+        "gunicorn.access": {"level": "WARNING", "handlers": ["console"], "propagate": False},
     },
 }
 _PROBLEMS = {

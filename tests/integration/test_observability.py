@@ -156,5 +156,6 @@ def test_every_line_a_running_service_writes_to_standard_error_is_json(tmp_path:
         records.append(record)
     loggers = {r["logger"] for r in records}
     assert {"gunicorn.error", "celery.apps.worker"} <= loggers, loggers
+    assert "gunicorn.access" not in loggers  # the app logs each request once, itself
     chatter = [r for r in records if r["logger"] in ROUTINE and r["level"] == "info"]
     assert not chatter, chatter[:3]
