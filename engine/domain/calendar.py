@@ -262,13 +262,7 @@ class WorkingCalendar:
         days = duration.days
         if days <= 0 or duration.seconds or self._always:
             return self.add(at, duration)
-        day = self._local_date(at)
-        spans: tuple[Span, ...] = ()
-        while days:
-            day += _ONE_DAY
-            spans = self._day_spans(day)
-            if spans:
-                days -= 1
+        _day, spans = self._nth_working_day(self._local_date(at), days)
         return spans[-1][1]
 
     def working_seconds(
@@ -333,18 +327,23 @@ class WorkingCalendar:
                     remaining -= available
             day += _ONE_DAY
 
-    def _add_days(self, at: datetime, days: int) -> datetime:
-        """Same local clock time on the `days`-th (> 0) working day after the start's day."""
-        if self._always:
-            return at + days * _ONE_DAY
-        start = self.next_opening(at).astimezone(self._zone)
-        day, clock = start.date(), start.time()
+    def _nth_working_day(self, day: date, days: int) -> tuple[date, tuple[Span, ...]]:
+        """The `days`-th (> 0) working day after `day`, with its working spans."""
         spans: tuple[Span, ...] = ()
         while days:
             day += _ONE_DAY
             spans = self._day_spans(day)
             if spans:
                 days -= 1
+        return day, spans
+
+    def _add_days(self, at: datetime, days: int) -> datetime:
+        """Same local clock time on the `days`-th (> 0) working day after the start's day."""
+        if self._always:
+            return at + days * _ONE_DAY
+        start = self.next_opening(at).astimezone(self._zone)
+        clock = start.time()
+        day, spans = self._nth_working_day(start.date(), days)
         wanted = datetime.combine(day, clock, self._zone).astimezone(UTC)
         # a day that opens later or closes earlier than the clock time clamps it into its
         # hours; a clock time inside the day's break moves to the end of the break
