@@ -237,6 +237,22 @@ def guest_may_see(principal: Principal, sop: SOP, case: Case) -> bool:
     return case.status == "open" and bool(held.intersection(step_roles(sop, case)))
 
 
+def load_case_to_change(
+    ctx: Context,
+    uow: UnitOfWork,
+    principal: Principal,
+    case_id: str,
+    action: str,
+    lock: bool = False,
+) -> tuple[Case, SOP]:
+    """`load_case` for a change: a caller who only reads (an inspector) is refused, audited."""
+    case, sop = load_case(ctx, uow, principal, case_id, action, lock)
+    if not principal.staff:
+        uow.rollback()
+        deny(ctx, principal, READ_ONLY, case, action=action)
+    return case, sop
+
+
 def get_case(ctx: Context, principal: Principal, case_id: str) -> dict[str, Any]:
     """One case as the caller may see it."""
     with ctx.reader() as uow:
@@ -593,10 +609,7 @@ def receive_documents(
 ) -> dict[str, Any]:
     """Mark documents received on a case without moving it."""
     with ctx.uow() as uow:
-        case, sop = load_case(ctx, uow, principal, case_id, "receive")
-        if not principal.staff:
-            uow.rollback()
-            deny(ctx, principal, READ_ONLY, case, action="receive")
+        case, sop = load_case_to_change(ctx, uow, principal, case_id, "receive")
         if case.status != "open":
             raise Conflict(f"the case is closed ({case.outcome}); no documents can be marked")
         roles = step_roles(sop, case)
@@ -709,10 +722,7 @@ def record_payment(
         raise Invalid("the payment cannot be recorded as given", errors)
     with ctx.uow() as uow:
         # payments on one case queue on its row: each adds to what the last one left
-        case, sop = load_case(ctx, uow, principal, case_id, "payment", lock=True)
-        if not principal.staff:
-            uow.rollback()
-            deny(ctx, principal, READ_ONLY, case, action="payment")
+        case, sop = load_case_to_change(ctx, uow, principal, case_id, "payment", lock=True)
         collectors = list(sop.collectors)
         if not acting_roles(principal, sop).intersection(collectors):
             uow.rollback()
@@ -814,10 +824,7 @@ def issue_bill(
     if errors:
         raise Invalid("the bill cannot be issued as given", errors)
     with ctx.uow() as uow:
-        case, sop = load_case(ctx, uow, principal, case_id, "bill", lock=True)
-        if not principal.staff:
-            uow.rollback()
-            deny(ctx, principal, READ_ONLY, case, action="bill")
+        case, sop = load_case_to_change(ctx, uow, principal, case_id, "bill", lock=True)
         if not sop.fee.levy:
             raise Conflict(
                 f"`{sop.key}` has no levy to bill: its fee is fixed by the SOP"
