@@ -220,6 +220,6 @@ def worker_beside() -> Iterator[subprocess.Popen[bytes]]:
 
 def stop_child(child: subprocess.Popen[bytes]) -> None:
     """Ask a child process to stop (warm: a task under way finishes), once."""
-    if child.poll() is None and child.returncode is None:
+    if child.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             child.send_signal(signal.SIGTERM)

@@ -432,22 +432,33 @@ class _Checker:
                     collectors.append(rid)
         return Fee(amount, basis, tuple(collectors), levy, billed_by if levy else None)
 
-    def charges(self, node: Node) -> tuple[Charge, ...]:
-        out: list[Charge] = []
+    def identified(
+        self, node: Node, what: str, kind: str, keys: dict[str, bool]
+    ) -> Iterator[tuple[str, dict[str, Node], str]]:
+        """The entries of a list whose items each have a unique `id`: (id, keys, `where`).
+
+        An entry that cannot be read, or repeats an id, is reported and passed over.
+        """
         seen: dict[str, int] = {}
-        for i, item in enumerate(self.items(node, "", "charges"), 1):
-            where = f"charge {i}: "
-            m = self.mapping(item, CHARGE_KEYS, where)
+        for i, item in enumerate(self.items(node, "", what), 1):
+            where = f"{kind} {i}: "
+            m = self.mapping(item, keys, where)
             if m is None or "id" not in m:
                 continue
-            cid = self.slug(m["id"], where, "id", ID_SLUG)
-            if cid is None:
+            ident = self.slug(m["id"], where, "id", ID_SLUG)
+            if ident is None:
                 continue
-            where = f"charge `{cid}`: "
-            if cid in seen:
-                self.add(m["id"], f"charge id `{cid}` is used twice (first on line {seen[cid]})")
+            if ident in seen:
+                self.add(
+                    m["id"], f"{kind} id `{ident}` is used twice (first on line {seen[ident]})"
+                )
                 continue
-            seen[cid] = m["id"].line
+            seen[ident] = m["id"].line
+            yield ident, m, f"{kind} `{ident}`: "
+
+    def charges(self, node: Node) -> tuple[Charge, ...]:
+        out: list[Charge] = []
+        for cid, m, where in self.identified(node, "charges", "charge", CHARGE_KEYS):
             name = self.opt(m, "name", self.text, where, cid)
             amount = (
                 self.integer(m["amount"], where, "amount", 1, MAX_FEE) if "amount" in m else None
@@ -659,22 +670,9 @@ class _Checker:
         self, node: Node, fields: tuple[FieldSpec, ...]
     ) -> tuple[Requirement, ...]:
         out: list[Requirement] = []
-        seen: dict[str, int] = {}
-        for i, item in enumerate(self.items(node, "", "requirements"), 1):
-            where = f"requirement {i}: "
-            m = self.mapping(item, REQUIREMENT_KEYS, where)
-            if m is None or "id" not in m:
-                continue
-            rid = self.slug(m["id"], where, "id", ID_SLUG)
-            if rid is None:
-                continue
-            where = f"requirement `{rid}`: "
-            if rid in seen:
-                self.add(
-                    m["id"], f"requirement id `{rid}` is used twice (first on line {seen[rid]})"
-                )
-                continue
-            seen[rid] = m["id"].line
+        for rid, m, where in self.identified(
+            node, "requirements", "requirement", REQUIREMENT_KEYS
+        ):
             name = self.opt(m, "name", self.text, where, rid)
             optional = self.opt(m, "optional", self.boolean, where, False)
             when = self.when(m["when"], where, fields) if "when" in m else ()
