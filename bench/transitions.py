@@ -304,7 +304,11 @@ def server_processes(master: int) -> tuple[list[int], list[int]]:
     """(gunicorn's master and workers, anything else the server runs beside them), e.g.
     the Celery worker that `sopflow serve` starts on an embedded broker."""
     own = _cmdline(master)
-    workers = [c for c in _children(master) if _cmdline(c) == own]
+    # gunicorn names its processes when setproctitle is installed: `gunicorn: worker [...]`
+    workers = [
+        c for c in _children(master)
+        if _cmdline(c) == own or _cmdline(c).startswith(b"gunicorn: worker")
+    ]
     beside = [p for c in _children(master) if c not in workers for p in _tree(c)]
     return [master, *workers], beside
 

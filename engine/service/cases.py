@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
 
+from engine.domain import case as rules
 from engine.domain.audit import Event
 from engine.domain.calendar import calendar_for
 from engine.domain.errors import DeemedApproved, GuardFailed, RoleRefused, TransitionRefused
@@ -20,7 +21,8 @@ from engine.domain.model import SOP, FieldSpec
 from engine.domain.patterns import PatternError, matches
 from engine.domain.personal import has_personal_number, masked, personal_names, purposes
 from engine.domain.validator import suggest
-from engine.service import clocks, decisions
+from engine.service import clocks
+from engine.service.calendars import case_calendar, load_register, mark_estimated
 from engine.service.context import Context, traced
 from engine.service.errors import (
     Conflict,
@@ -33,7 +35,8 @@ from engine.service.refusals import deny, refuse
 from engine.service.sops import find_row, parsed, sop_of
 from engine.service.stale import stale_version
 from engine.service.users import Principal
-from engine.store.tables import Bill, Case, Payment, ReceivedDocument, SopVersion, StepVisit
+from engine.store import cases as store
+from engine.store.tables import Bill, Case, Payment, ReceivedDocument
 from engine.store.uow import UnitOfWork
 
 PAYMENT_METHODS = ("cash", "transfer", "qris")
@@ -174,7 +177,12 @@ def load_case(
     With `lock`, the case's row is locked until the transaction ends (on PostgreSQL; a
     SQLite writer already holds the whole database), so writers queue instead of colliding.
     """
-    case, sop, _visit = load_case_and_visit(ctx, uow, principal, case_id, action, lock)
+    loaded = store.find(uow.session, case_id, lock)
+    if loaded is None:
+        raise NotFound(f"no case `{case_id}`")
+    case, checksum = loaded
+    sop = sop_of(uow.session, case.sop, case.sop_version, checksum)
+    _may_see(ctx, uow, principal, case, sop, action)
     return case, sop
 
 
@@ -185,35 +193,32 @@ def load_case_and_visit(
     case_id: str,
     action: str,
     lock: bool = False,
-) -> tuple[Case, SOP, StepVisit | None]:
-    """`load_case`, with the visit the case is in now, in the same round trip."""
-    query = (
-        select(Case, SopVersion.checksum, StepVisit)
-        .join(SopVersion, (SopVersion.key == Case.sop) & (SopVersion.version == Case.sop_version))
-        .outerjoin(
-            StepVisit,
-            (StepVisit.case_pk == Case.pk) & StepVisit.left_at.is_(None),  # type: ignore[union-attr]
-        )
-        .where(Case.id == case_id)
-    )
-    if lock:
-        query = query.with_for_update(of=Case)  # type: ignore[arg-type]
-    row = uow.session.execute(query).first()
-    if row is None:
+) -> tuple[Case, SOP, store.OpenVisit | None]:
+    """`load_case`, with the visit the case is in now, in one statement: the case comes
+    detached, to decide on and save through `engine.store.cases`."""
+    loaded = store.load(uow.session, case_id, lock)
+    if loaded is None:
         raise NotFound(f"no case `{case_id}`")
-    case, checksum, visit = row
+    case, checksum, visit = loaded
     sop = sop_of(uow.session, case.sop, case.sop_version, checksum)
+    _may_see(ctx, uow, principal, case, sop, action)
+    return case, sop, visit
+
+
+def _may_see(
+    ctx: Context, uow: UnitOfWork, principal: Principal, case: Case, sop: SOP, action: str
+) -> None:
+    """Refuse another office's case as if it did not exist (404), and record the attempt."""
     if not (principal.may_see_opd(case.opd) or guest_may_see(principal, sop, case)):
         uow.rollback()
         refuse(
             ctx,
-            NotFound(f"no case `{case_id}`"),
+            NotFound(f"no case `{case.id}`"),
             "access.denied",
             principal,
             case,
             {"action": action},
         )
-    return case, sop, visit
 
 
 def acting_roles(principal: Principal, sop: SOP) -> frozenset[str]:
@@ -256,7 +261,7 @@ def load_case_to_change(
 def get_case(ctx: Context, principal: Principal, case_id: str) -> dict[str, Any]:
     """One case as the caller may see it."""
     with ctx.reader() as uow:
-        case, sop = load_case(ctx, uow, principal, case_id, "read")
+        case, sop, _visit = load_case_and_visit(ctx, uow, principal, case_id, "read")
         return case_view(case, sop, principal)
 
 
@@ -379,21 +384,27 @@ def open_case(
         if errors or doc_errors:
             raise Invalid("the case cannot be opened as given", errors + doc_errors)
         first = sop.initial
+        decision = rules.open_case(sop, case_calendar(uow.session, sop, sop.opd), now,
+                                   principal.name)  # fmt: skip
         case = Case(
             id=secrets.token_hex(12),
             tracking_code=new_tracking_code(),
             sop=sop.key,
             sop_version=sop.version,
             opd=sop.opd,
-            step=first.id,
-            step_entered_at=now,
             received=docs,
             fields=clean,
             created_at=now,
             created_by=principal.name,
+            **store.state_values(decision.state),
         )
+        mark_estimated(uow.session, case)
         uow.session.add(case)
-        clocks.enter(uow, sop, case, first, now, principal.name, opening=True)
+        uow.session.flush()  # the case's row first, with everything set, in one INSERT
+        assert case.pk is not None
+        entered = decision.of(rules.StepEntered)
+        visit_id = store.enter(uow.session, case, entered[0]) if entered else None
+        store.schedule(uow.session, case.pk, visit_id, decision)
         add_documents(uow, case, docs, principal, now)
         # personal values go into the chain as commitments only (engine.store.personal)
         created = {"sop_version": sop.version, "fields": clean, "received": docs}
@@ -488,7 +499,7 @@ def stale_is_conflict(uow: UnitOfWork, if_match: int | None) -> Iterator[None]:
     """A case changed meanwhile by someone else is a 409 (412 under If-Match)."""
     try:
         yield
-    except StaleDataError:
+    except (StaleDataError, store.StaleCase):
         uow.rollback()
         if if_match is not None:
             raise PreconditionFailed("the case changed meanwhile; reload it and retry") from None
@@ -499,60 +510,76 @@ def _move(
     uow: UnitOfWork,
     sop: SOP,
     case: Case,
-    visit: StepVisit | None,
+    visit: store.OpenVisit | None,
     fired: Fired,
     comment: str | None,
     new_docs: list[str],
     principal: Principal,
     now: datetime,
 ) -> None:
-    """Apply a transition the machine allowed: visits, timers, clocks, audit events."""
-    name = fired.transition
-    dest = sop.step(fired.to_step)
-    stops_service = dest.final or (dest.paused and case.paused_since is None)
-    clocks.cancel_timers(uow, sop, case, visit, service=stops_service)
-    if dest.final:
-        decisions.cancel(uow, case)
+    """Apply a transition the machine allowed: decide, save, record."""
+    changes: dict[str, Any] = {}
     if new_docs:
         mark_received(uow, sop, case, new_docs, principal, now)
-    clocks.leave(sop, case, visit, now, principal.name, name)
-    fired_by = {*case.fired_by.get(name, []), principal.name}
-    case.fired_by = {**case.fired_by, name: sorted(fired_by)}
-    clocks.enter(uow, sop, case, dest, now, principal.name)
-    if fired.final:
-        case.status = "closed"
-        case.outcome = fired.outcome
-        case.closed_at = now
-    data: dict[str, Any] = {"transition": name}
-    if comment:
-        data["comment"] = comment
-    uow.record(
-        act(
-            "case.transitioned",
-            sop,
-            case,
-            principal,
-            now,
-            data,
-            from_step=fired.from_step,
-            to_step=fired.to_step,
-        ),
-        personal_names(sop),
-        purposes(sop),
+        changes["received"] = case.received
+    calendar = case_calendar(uow.session, sop, case.opd)
+    decision = rules.fire(
+        sop,
+        calendar,
+        store.state_of(case),
+        None if visit is None else visit.visit,
+        fired,
+        now,
+        principal.name,
+        comment,
     )
-    if fired.final:
-        uow.record(
-            Event(
-                "case.closed",
+    changes["deadline_estimated"] = estimated(uow, decision.state)
+    store.save(uow.session, case, visit, decision, changes)
+    uow.versions[case.id] = case.version
+    record_decision(uow, sop, case, principal, now, decision)
+
+
+def estimated(uow: UnitOfWork, state: rules.CaseState) -> bool:
+    """True when one of the case's due instants lies in a year whose holidays or Ramadan
+    are only estimated."""
+    register = load_register(uow.session)
+    dues = (state.step_due_at, state.service_due_at, state.service_due_frozen)
+    return any(d is not None and register.year_status(d.year)["status"] != "ok" for d in dues)
+
+
+def record_decision(
+    uow: UnitOfWork,
+    sop: SOP,
+    case: Case,
+    principal: Principal | None,
+    now: datetime,
+    decision: rules.Decision,
+) -> list[Event]:
+    """The audit events of a decision, derived from its typed events in one place: a staff
+    act is marked off hours and traced to its request; a closing names who closed."""
+    recorded = []
+    for typed in decision.events:
+        record = rules.audit_record(typed)
+        if record is None:
+            continue
+        if record.staff_act and principal is not None:
+            event = act(record.type, sop, case, principal, now, dict(record.data),
+                        from_step=record.from_step, to_step=record.to_step)  # fmt: skip
+        else:
+            event = Event(
+                record.type,
                 now,
                 opd=case.opd,
                 sop=case.sop,
                 case_id=case.id,
-                actor=principal.name,
-                from_step=fired.to_step,
-                data={"outcome": fired.outcome},
+                actor=principal.name if principal is not None else None,
+                from_step=record.from_step,
+                to_step=record.to_step,
+                data=dict(record.data),
             )
-        )
+        uow.record(event, personal_names(sop), purposes(sop))
+        recorded.append(event)
+    return recorded
 
 
 def mark_received(

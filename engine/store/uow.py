@@ -29,6 +29,8 @@ class UnitOfWork:
     def __init__(self, engine: Engine, readonly: bool = False) -> None:
         self._engine = engine.execution_options(**{READONLY: True}) if readonly else engine
         self.events: list[Event] = []
+        # case id -> its version after this transaction, for cases saved outside the ORM
+        self.versions: dict[str, int] = {}
         self._secrets: dict[str, bytes] = {}
 
     def __enter__(self) -> UnitOfWork:
@@ -36,6 +38,7 @@ class UnitOfWork:
         # second round trip to reload it
         self.session = Session(self._engine, expire_on_commit=False)
         self.events = []
+        self.versions = {}
         return self
 
     def __exit__(
@@ -72,10 +75,11 @@ class UnitOfWork:
         versions = {  # the versions the flush gave the cases changed here
             obj.id: obj.version for obj in self.session.identity_map.values()
             if isinstance(obj, Case)
-        }  # fmt: skip
+        } | self.versions  # fmt: skip
         seqs = audit.append(self.session, self.events, versions)
         self.session.commit()
         self.events = []
+        self.versions = {}
         return seqs
 
     def rollback(self) -> None:
@@ -87,4 +91,5 @@ class UnitOfWork:
         self.session.expunge_all()
         self.session.rollback()
         self.events = []
+        self.versions = {}
         self._secrets = {}  # a secret made in the transaction is gone with it

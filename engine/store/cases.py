@@ -1,0 +1,297 @@
+"""A case's rows: loading a case to decide on, and saving what the decision says.
+
+SQLAlchemy Core, not the ORM, on this path: a transition is the service's busiest command,
+and the ORM's identity map, unit-of-work flush and attribute instrumentation cost more CPU
+than the statements themselves. The statements are few and fixed: one to load the case
+with its SOP version's checksum and its open visit, and at most five to save a decision
+(void timers, the case with its version checked in the UPDATE's WHERE, the visit left, the
+visit entered, the new timers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
+from sqlmodel import Session
+
+from engine.domain.case import (
+    DECISION_RUNG,
+    SERVICE_RUNG,
+    CaseState,
+    Decision,
+    DecisionTimerCancelled,
+    DecisionTimerScheduled,
+    RungsCancelled,
+    RungScheduled,
+    ServiceTimerCancelled,
+    ServiceTimerScheduled,
+    StepEntered,
+    StepLeft,
+    Visit,
+)
+from engine.store.tables import Case, SlaTimer, SopVersion, StepVisit
+
+CASES = Case.__table__  # type: ignore[attr-defined]
+VISITS = StepVisit.__table__  # type: ignore[attr-defined]
+TIMERS = SlaTimer.__table__  # type: ignore[attr-defined]
+VERSIONS = SopVersion.__table__  # type: ignore[attr-defined]
+
+# the columns a decision may change; the rest of a case row is other commands' to change
+STATE_COLUMNS = (
+    "step", "step_role", "step_entered_at", "step_due_at", "service_due_at",
+    "service_due_frozen", "paused_since", "paused_seconds", "escalation_level", "status",
+    "outcome", "closed_at", "fired_by", "flags", "extra_roles", "deemed_approved_at",
+    "decision_due_at",
+)  # fmt: skip
+
+
+class StaleCase(Exception):
+    """The case changed since it was loaded: its version is no longer the one decided on."""
+
+
+def service_key(case_pk: int) -> str:
+    """The firing key of a case's service-time breach: it fires once per case."""
+    return f"c{case_pk}:service"
+
+
+def decision_key(case_pk: int) -> str:
+    """The firing key of a case's decision deadline: it fires once per case."""
+    return f"c{case_pk}:decision"
+
+
+def rung_key(visit_id: int, index: int) -> str:
+    """The firing key of rung `index` on a step visit."""
+    return f"v{visit_id}:r{index}"
+
+
+@dataclass(frozen=True)
+class OpenVisit:
+    """The visit a case is in now, as the rules and the save need it."""
+
+    id: int
+    visit: Visit
+
+
+_LOAD = (
+    select(
+        CASES,
+        VERSIONS.c.checksum,
+        VISITS.c.id.label("visit_id"),
+        VISITS.c.step.label("visit_step"),
+        VISITS.c.entered_at.label("visit_entered_at"),
+        VISITS.c.paused.label("visit_paused"),
+    )  # fmt: skip
+    .join(VERSIONS, and_(VERSIONS.c.key == CASES.c.sop, VERSIONS.c.version == CASES.c.sop_version))
+    .outerjoin(VISITS, and_(VISITS.c.case_pk == CASES.c.pk, VISITS.c.left_at.is_(None)))
+)
+
+
+# built once: building a statement costs more CPU than sending it
+_UPDATE_CASE = (
+    update(CASES)
+    .where(CASES.c.pk == bindparam("_pk"), CASES.c.version == bindparam("_version"))
+    .values(version=bindparam("_new_version"))
+)
+# the columns to set are the parameters' keys (Core's rule for an UPDATE or INSERT with none)
+_LEAVE = update(VISITS).where(VISITS.c.id == bindparam("_id"))
+_ENTER = insert(VISITS).returning(VISITS.c.id)
+_VOID_VISIT = delete(TIMERS).where(TIMERS.c.visit_id == bindparam("_visit"))
+_VOID_CASE = delete(TIMERS).where(
+    TIMERS.c.case_pk == bindparam("_pk"), TIMERS.c.rung.in_(bindparam("_rungs", expanding=True))
+)
+_VOID_BOTH = delete(TIMERS).where(
+    or_(
+        TIMERS.c.visit_id == bindparam("_visit"),
+        and_(
+            TIMERS.c.case_pk == bindparam("_pk"),
+            TIMERS.c.rung.in_(bindparam("_rungs", expanding=True)),
+        ),
+    )
+)
+
+
+def load(
+    session: Session, case_id: str, lock: bool = False
+) -> tuple[Case, str, OpenVisit | None] | None:
+    """A case (detached: changing it writes nothing), its SOP version's checksum and its
+    open visit, in one statement; None when there is no such case.
+
+    With `lock`, the case's row is locked until the transaction ends (on PostgreSQL; a
+    SQLite writer already holds the whole database).
+    """
+    query = _LOAD.where(CASES.c.id == case_id)
+    if lock:
+        query = query.with_for_update(of=CASES)
+    row = session.connection().execute(query).first()
+    if row is None:
+        return None
+    values = row._mapping
+    case = Case(**{c.name: values[c] for c in CASES.c})
+    visit = None
+    if values["visit_id"] is not None:
+        visit = OpenVisit(
+            values["visit_id"],
+            Visit(values["visit_step"], values["visit_entered_at"], values["visit_paused"]),
+        )
+    return case, values["checksum"], visit
+
+
+def find(session: Session, case_id: str, lock: bool = False) -> tuple[Case, str] | None:
+    """A case in the session (for the commands that change it through the ORM) and its SOP
+    version's checksum; None when there is no such case."""
+    query = (
+        select(Case, SopVersion.checksum)
+        .join(SopVersion, (SopVersion.key == Case.sop) & (SopVersion.version == Case.sop_version))
+        .where(Case.id == case_id)
+    )
+    if lock:
+        query = query.with_for_update(of=Case)  # type: ignore[arg-type]
+    row = session.execute(query).first()
+    return None if row is None else (row[0], row[1])
+
+
+def state_of(case: Case) -> CaseState:
+    """The state the rules decide on, read off a case row."""
+    return CaseState(
+        step=case.step,
+        step_role=case.step_role,
+        step_entered_at=case.step_entered_at,
+        step_due_at=case.step_due_at,
+        service_due_at=case.service_due_at,
+        service_due_frozen=case.service_due_frozen,
+        paused_since=case.paused_since,
+        paused_seconds=case.paused_seconds,
+        escalation_level=case.escalation_level,
+        status=case.status,
+        outcome=case.outcome,
+        closed_at=case.closed_at,
+        fired_by={name: tuple(users) for name, users in case.fired_by.items()},
+        flags=tuple(case.flags),
+        extra_roles=tuple(case.extra_roles),
+        deemed_approved_at=case.deemed_approved_at,
+        decision_due_at=case.decision_due_at,
+    )
+
+
+def state_values(state: CaseState) -> dict[str, Any]:
+    """A state as the case row's column values."""
+    values: dict[str, Any] = {name: getattr(state, name) for name in STATE_COLUMNS}
+    values["fired_by"] = {name: list(users) for name, users in state.fired_by.items()}
+    values["flags"] = list(state.flags)
+    values["extra_roles"] = list(state.extra_roles)
+    values["flagged"] = bool(state.flags)
+    return values
+
+
+def save(
+    session: Session,
+    case: Case,
+    visit: OpenVisit | None,
+    decision: Decision,
+    changes: dict[str, Any] | None = None,
+) -> int | None:
+    """Write a decision on a loaded case: its timers, its row and its visits.
+
+    The case row is updated only if its version is still the one loaded (else StaleCase);
+    `case` is then given the new state and version. `changes`: other columns the same
+    command changed. Returns the id of the visit entered, if one was.
+
+    The timers are deleted before the case row is updated: the sweep locks timers before
+    cases, so both always take their locks in the same order.
+    """
+    assert case.pk is not None
+    events = decision.events
+    conn = session.connection()
+    rungs = [SERVICE_RUNG] * any(isinstance(e, ServiceTimerCancelled) for e in events)
+    rungs += [DECISION_RUNG] * any(isinstance(e, DecisionTimerCancelled) for e in events)
+    visit_void = visit is not None and any(isinstance(e, RungsCancelled) for e in events)
+    if visit_void and rungs:
+        assert visit is not None
+        conn.execute(_VOID_BOTH, {"_visit": visit.id, "_pk": case.pk, "_rungs": rungs})
+    elif visit_void:
+        assert visit is not None
+        conn.execute(_VOID_VISIT, {"_visit": visit.id})
+    elif rungs:
+        conn.execute(_VOID_CASE, {"_pk": case.pk, "_rungs": rungs})
+    values = {**state_values(decision.state), **(changes or {})}
+    updated = conn.execute(
+        _UPDATE_CASE,
+        {**values, "_pk": case.pk, "_version": case.version, "_new_version": case.version + 1},
+    )
+    if updated.rowcount != 1:
+        raise StaleCase(case.id)
+    for name, value in values.items():
+        setattr(case, name, value)
+    case.version += 1
+    entered_id = None
+    timers: list[dict[str, Any]] = []
+    for event in events:
+        if isinstance(event, StepLeft) and visit is not None:
+            left = {
+                "_id": visit.id,
+                "left_at": event.at,
+                "left_by": event.by,
+                "left_via": event.via,
+                "dwell_seconds": event.dwell_seconds,
+                "working_seconds": event.working_seconds,
+            }
+            if event.paused:  # time spent in a paused step is the citizen's
+                left["paused_seconds"] = event.working_seconds
+            conn.execute(_LEAVE, left)
+        elif isinstance(event, StepEntered):
+            entered_id = enter(session, case, event)
+        else:
+            timer = _timer(case.pk, entered_id, event)
+            if timer is not None:
+                timers.append(timer)
+    if timers:
+        conn.execute(insert(TIMERS), timers)
+    return entered_id
+
+
+def enter(session: Session, case: Case, event: StepEntered) -> int:
+    """Insert the visit a case entered; returns its id."""
+    values = {
+        "case_pk": case.pk,
+        "sop": case.sop,
+        "step": event.step,
+        "role": event.role,
+        "paused": event.paused,
+        "entered_at": event.at,
+        "entered_by": event.by,
+        "due_at": event.due_at,
+        "paused_seconds": 0.0,
+    }
+    return int(session.connection().execute(_ENTER, values).scalar_one())
+
+
+def schedule(session: Session, case_pk: int, visit_id: int | None, decision: Decision) -> None:
+    """Insert the timers a decision scheduled (for a case inserted apart, when opened)."""
+    timers = [t for e in decision.events if (t := _timer(case_pk, visit_id, e)) is not None]
+    if timers:
+        session.connection().execute(insert(TIMERS), timers)
+
+
+def _timer(case_pk: int, visit_id: int | None, event: object) -> dict[str, Any] | None:
+    row: dict[str, Any] = {"case_pk": case_pk, "visit_id": None, "to_role": None, "flag": None}
+    if isinstance(event, RungScheduled):
+        assert visit_id is not None
+        return row | {
+            "due_at": event.due,
+            "visit_id": visit_id,
+            "rung": event.index,
+            "action": event.action,
+            "to_role": event.to_role,
+            "flag": event.flag,
+            "key": rung_key(visit_id, event.index),
+        }
+    if isinstance(event, ServiceTimerScheduled):
+        return row | {"due_at": event.due, "rung": SERVICE_RUNG, "action": "service",
+                      "key": service_key(case_pk)}  # fmt: skip
+    if isinstance(event, DecisionTimerScheduled):
+        return row | {"due_at": event.due, "rung": DECISION_RUNG, "action": "decision",
+                      "to_role": event.to_role, "flag": event.flag,
+                      "key": decision_key(case_pk)}  # fmt: skip
+    return None
