@@ -23,7 +23,7 @@ from api import (
     sops,
     users,
 )
-from api.http import JSONProvider, ctx, problem
+from api.http import JSONProvider, answer, ctx, problem
 from api.observe import instrument
 from api.schemas import Health, Problem
 from engine.service.context import Context
@@ -86,9 +86,7 @@ def create_app(settings: Settings | None = None, context: Context | None = None)
         body["timers"] = scheduler_status(ctx(), settings)
         # years whose holidays or Ramadan are only estimated are named, never hidden
         body["calendar"] = calendar_status(ctx())
-        response = app.json.response(body)
-        response.status_code = 200 if database == "ok" else 503
-        return response
+        return answer(Health, body, 200 if database == "ok" else 503)
 
     @app.get("/openapi.json", doc_ui=False)
     def openapi_json() -> Response:
@@ -178,8 +176,8 @@ def api_document(app: OpenAPI) -> dict[str, Any]:
     }
     for operations in doc["paths"].values():
         for operation in operations.values():
-            for status, answer in operation.get("responses", {}).items():
-                content = answer.get("content", {})
+            for status, documented in operation.get("responses", {}).items():
+                content = documented.get("content", {})
                 if status[0] in "45" and "application/json" in content:
                     content["application/problem+json"] = content.pop("application/json")
     for path, operations in doc["paths"].items():

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Response, jsonify, stream_with_context
+from flask import Response, stream_with_context
 from flask_openapi3 import APIBlueprint, Tag
 
-from api.http import ctx, principal
+from api.http import answer, ctx, principal
 from api.schemas import EventOut, EventQuery, ExportQuery, Page, Problem, Verification
 from engine.service import checkpoints, exports, moments, queries
 
@@ -31,8 +31,9 @@ def filters(query: EventQuery | ExportQuery) -> queries.EventFilter:
 
 @bp.get("/events", summary="Audit events, oldest first", responses={200: Page[EventOut]})
 def events(query: EventQuery) -> Response:
-    return jsonify(
-        queries.audit_events(ctx(), principal(), filters(query), query.limit, query.cursor)
+    return answer(
+        Page[EventOut],
+        queries.audit_events(ctx(), principal(), filters(query), query.limit, query.cursor),
     )
 
 
@@ -43,7 +44,7 @@ def events(query: EventQuery) -> Response:
     responses={200: Verification},
 )
 def verify() -> Response:
-    return jsonify(checkpoints.verify_trail(ctx(), principal()))
+    return answer(Verification, checkpoints.verify_trail(ctx(), principal()))
 
 
 @bp.get(

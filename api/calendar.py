@@ -9,11 +9,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from flask import Response, jsonify
+from flask import Response
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, Field
 
-from api.http import ctx, principal
+from api.http import answer, ctx, principal
 from api.schemas import Problem
 from engine.service import calendars
 
@@ -74,47 +74,75 @@ class Change(BaseModel):
     rescheduled: int = Field(description="open deadlines moved by the change")
 
 
+class DaysAdded(Change):
+    date: date
+    until: date
+    reason: str
+    cuti_bersama: bool
+    opd: str | None
+
+
+class DayRemoved(Change):
+    date: date
+    reason: str
+    opd: str | None
+
+
+class RamadanSet(Change):
+    year: int
+    from_: date = Field(alias="from")
+    to: date
+    reason: str
+
+
+class ZoneSet(Change):
+    opd: str
+    timezone: str
+    reason: str
+
+
 class YearOut(BaseModel):
     year: int
     status: str
     holidays: str
     ramadan: str
     items: list[dict[str, Any]]
+    zones: dict[str, str] = Field(description="offices with a time zone of their own")
 
 
-@bp.post("/days", summary="Add non-working days", responses={201: Change})
+@bp.post("/days", summary="Add non-working days", responses={201: DaysAdded})
 def add_day(body: DayIn) -> Response:
     out = calendars.add_days(
         ctx(), principal(), body.date, body.until, body.reason, body.opd, body.cuti_bersama
     )
-    response = jsonify(out)
-    response.status_code = 201
-    return response
+    return answer(DaysAdded, out, 201)
 
 
 @bp.post(
     "/removals",
     summary="Make a day a working day again",
-    responses={200: Change, 404: Problem},
+    responses={200: DayRemoved, 404: Problem},
 )
 def remove_day(body: RemovalIn) -> Response:
-    return jsonify(calendars.remove_day(ctx(), principal(), body.date, body.reason, body.opd))
+    removed = calendars.remove_day(ctx(), principal(), body.date, body.reason, body.opd)
+    return answer(DayRemoved, removed)
 
 
-@bp.put("/ramadan/<year>", summary="Fix the dates of a year's Ramadan", responses={200: Change})
+@bp.put("/ramadan/<year>", summary="Fix the dates of a year's Ramadan", responses={200: RamadanSet})
 def ramadan(path: YearPath, body: RamadanIn) -> Response:
     out = calendars.set_ramadan(ctx(), principal(), path.year, body.from_, body.to, body.reason)
-    return jsonify(out)
+    return answer(RamadanSet, out)
 
 
-@bp.put("/zones/<opd>", summary="Set an office's time zone", responses={200: Change})
+@bp.put("/zones/<opd>", summary="Set an office's time zone", responses={200: ZoneSet})
 def zone(path: OpdPath, body: ZoneIn) -> Response:
-    return jsonify(calendars.set_zone(ctx(), principal(), path.opd, body.timezone, body.reason))
+    changed = calendars.set_zone(ctx(), principal(), path.opd, body.timezone, body.reason)
+    return answer(ZoneSet, changed)
 
 
 @bp.get("/<year>", summary="A year's non-working days and periods", responses={200: YearOut})
 def show(path: YearPath, query: YearQuery) -> Response:
-    return jsonify(calendars.year_view(ctx(), path.year, query.opd))
+    return answer(YearOut, calendars.year_view(ctx(), path.year, query.opd))
 
 
 @public.get(
@@ -123,4 +151,4 @@ def show(path: YearPath, query: YearQuery) -> Response:
     responses={200: YearOut, 422: Problem},
 )
 def public_year(path: YearPath, query: YearQuery) -> Response:
-    return jsonify(calendars.year_view(ctx(), path.year, query.opd))
+    return answer(YearOut, calendars.year_view(ctx(), path.year, query.opd))

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Response, jsonify
+from flask import Response
 from flask_openapi3 import APIBlueprint, Tag
 
 from api import idempotency
-from api.http import ctx, if_match, principal, with_etag
+from api.http import answer, ctx, if_match, principal, with_etag
 from api.schemas import (
     BillCreate,
-    BillOut,
+    BillIssued,
     CaseCreate,
     CaseOut,
     CasePath,
@@ -48,7 +48,8 @@ def open_case(body: CaseCreate) -> Response:
 
 @bp.get("", summary="Cases you may see, oldest first", responses={200: Page[CaseOut]})
 def list_cases(query: CaseQuery) -> Response:
-    return jsonify(
+    return answer(
+        Page[CaseOut],
         queries.list_cases(
             ctx(),
             principal(),
@@ -60,7 +61,7 @@ def list_cases(query: CaseQuery) -> Response:
             assignee=query.assignee,
             limit=query.limit,
             cursor=query.cursor,
-        )
+        ),
     )
 
 
@@ -101,30 +102,24 @@ def pay(path: CasePath, body: PaymentCreate) -> Response:
     payment = cases.record_payment(
         ctx(), principal(), path.id, body.amount, body.method, body.receipt, body.charge
     )
-    response = jsonify(payment)
-    response.status_code = 201
-    response.headers["Location"] = f"/api/v1/cases/{path.id}/payments"
-    return response
+    return answer(PaymentOut, payment, 201, f"/api/v1/cases/{path.id}/payments")
 
 
 @bp.post(
     "/<id>/bills",
     summary="Bill a levy (the SKRD); a new bill supersedes the last",
-    responses={201: BillOut, 404: Problem, 409: Problem},
+    responses={201: BillIssued, 404: Problem, 409: Problem},
 )
 def bill(path: CasePath, body: BillCreate) -> Response:
     issued = cases.issue_bill(
         ctx(), principal(), path.id, body.amount, body.reference, body.basis, body.waiver
     )
-    response = jsonify(issued)
-    response.status_code = 201
-    response.headers["Location"] = f"/api/v1/cases/{path.id}"
-    return response
+    return answer(BillIssued, issued, 201, f"/api/v1/cases/{path.id}")
 
 
 @bp.get("/<id>/payments", summary="Payments recorded on a case", responses={200: PaymentList})
 def payments(path: CasePath) -> Response:
-    return jsonify({"items": cases.list_payments(ctx(), principal(), path.id)})
+    return answer(PaymentList, {"items": cases.list_payments(ctx(), principal(), path.id)})
 
 
 @bp.get(
@@ -133,7 +128,7 @@ def payments(path: CasePath) -> Response:
     responses={200: EventList, 404: Problem},
 )
 def history(path: CasePath) -> Response:
-    return jsonify({"items": queries.case_history(ctx(), principal(), path.id)})
+    return answer(EventList, {"items": queries.case_history(ctx(), principal(), path.id)})
 
 
 @bp.post(
@@ -142,7 +137,7 @@ def history(path: CasePath) -> Response:
     responses={200: ErasureOut, 404: Problem, 409: Problem},
 )
 def erase(path: CasePath, body: ErasureCreate) -> Response:
-    return jsonify(personal.erase_case(ctx(), principal(), path.id, body.reason))
+    return answer(ErasureOut, personal.erase_case(ctx(), principal(), path.id, body.reason))
 
 
 @bp.get(
@@ -151,4 +146,4 @@ def erase(path: CasePath, body: ErasureCreate) -> Response:
     responses={200: PersonalData, 404: Problem},
 )
 def personal_data(path: CasePath) -> Response:
-    return jsonify(personal.personal_data(ctx(), principal(), path.id))
+    return answer(PersonalData, personal.personal_data(ctx(), principal(), path.id))

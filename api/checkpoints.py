@@ -5,11 +5,11 @@ Everything under /public reveals no case data: tree sizes, hashes and signatures
 
 from __future__ import annotations
 
-from flask import Response, current_app, jsonify
+from flask import Response, current_app
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.http import ctx, principal
+from api.http import answer, ctx, principal
 from api.schemas import Problem, TrackPath
 from engine.service import checkpoints
 from engine.settings import Settings
@@ -100,7 +100,7 @@ def latest() -> Response:
     responses={200: PublicKey},
 )
 def key() -> Response:
-    return jsonify(checkpoints.public_key(settings()))
+    return answer(PublicKey, checkpoints.public_key(settings()))
 
 
 @public.get(
@@ -109,7 +109,8 @@ def key() -> Response:
     responses={200: Consistency, 422: Problem},
 )
 def consistency(query: ConsistencyQuery) -> Response:
-    return jsonify(checkpoints.consistency(ctx(), query.first, query.second, settings()))
+    proof = checkpoints.consistency(ctx(), query.first, query.second, settings())
+    return answer(Consistency, proof)
 
 
 @public.post(
@@ -119,9 +120,7 @@ def consistency(query: ConsistencyQuery) -> Response:
 )
 def cosign(body: CosignatureIn) -> Response:
     result = checkpoints.add_cosignature(ctx(), body.cosigned, body.key, settings())
-    response = jsonify(result)
-    response.status_code = 201 if result["added"] else 200
-    return response
+    return answer(CosignatureOut, result, 201 if result["added"] else 200)
 
 
 @public.get(
@@ -130,7 +129,7 @@ def cosign(body: CosignatureIn) -> Response:
     responses={200: Receipt, 404: Problem},
 )
 def receipt(path: TrackPath) -> Response:
-    return jsonify(checkpoints.receipt(ctx(), path.code, settings()))
+    return answer(Receipt, checkpoints.receipt(ctx(), path.code, settings()))
 
 
 audit = APIBlueprint(
@@ -149,4 +148,5 @@ audit = APIBlueprint(
     responses={200: Inclusion, 404: Problem},
 )
 def inclusion(path: InclusionPath, query: InclusionQuery) -> Response:
-    return jsonify(checkpoints.inclusion(ctx(), principal(), path.seq, query.size, settings()))
+    proof = checkpoints.inclusion(ctx(), principal(), path.seq, query.size, settings())
+    return answer(Inclusion, proof)

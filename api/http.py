@@ -8,7 +8,9 @@ from typing import Any
 
 from flask import Response, current_app, g, jsonify, request
 from flask.json.provider import DefaultJSONProvider
+from pydantic import BaseModel
 
+from api.schemas import CaseOut
 from engine.service.context import Context
 from engine.service.errors import PreconditionFailed
 from engine.service.users import Principal
@@ -116,12 +118,27 @@ def if_match() -> int | None:
     return int(tag)
 
 
-def with_etag(body: dict[str, Any], status: int = 200, location: str | None = None) -> Response:
-    """A case response with its `ETag` (and `Location` when created)."""
+def answer(
+    model: type[BaseModel], body: Any, status: int = 200, location: str | None = None
+) -> Response:
+    """The service's answer, as the response model that documents it in the OpenAPI document.
+
+    The answer is checked against the model, with no field the model does not declare (the
+    document and the answers cannot drift apart: a service change the model lacks fails every
+    test that reaches it), and sent as the service made it: dumping the model instead would
+    reword values the service already chose (an integer `3` as `3.0` where a float is
+    declared).
+    """
+    model.model_validate(body, extra="forbid")
     response = jsonify(body)
     response.status_code = status
-    response.headers["ETag"] = f'"{body["version"]}"'
     if location:
         response.headers["Location"] = location
     return response
 
+
+def with_etag(body: dict[str, Any], status: int = 200, location: str | None = None) -> Response:
+    """A case response with its `ETag` (and `Location` when created)."""
+    response = answer(CaseOut, body, status, location)
+    response.headers["ETag"] = f'"{body["version"]}"'
+    return response

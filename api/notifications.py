@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Response, jsonify
+from flask import Response
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, Field
 
-from api.http import ctx, principal
+from api.http import answer, ctx, principal
 from api.schemas import NotificationOut, Page, Problem
 from engine.service import notifications
 
@@ -27,4 +27,5 @@ class InboxQuery(BaseModel):
 
 @bp.get("", summary="Your notifications, newest first", responses={200: Page[NotificationOut]})
 def inbox(query: InboxQuery) -> Response:
-    return jsonify(notifications.inbox(ctx(), principal(), query.limit, query.cursor))
+    inbox = notifications.inbox(ctx(), principal(), query.limit, query.cursor)
+    return answer(Page[NotificationOut], inbox)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Response, jsonify
+from flask import Response
 from flask_openapi3 import APIBlueprint, Tag
 
-from api.http import ctx
+from api.http import answer, ctx
 from api.schemas import Problem, PublicSop, PublicSopList, SopPath, Tracking, TrackPath
 from engine.service import queries, sops
 
@@ -14,13 +14,13 @@ bp = APIBlueprint("public", __name__, url_prefix="/public", abp_tags=[Tag(name="
 
 @bp.get("/sops", summary="Every service standard", responses={200: PublicSopList})
 def standards() -> Response:
-    return jsonify({"items": sops.public_sops(ctx())})
+    return answer(PublicSopList, {"items": sops.public_sops(ctx())})
 
 
 @bp.get("/sops/<sop>", summary="One service standard", responses={200: PublicSop, 404: Problem})
 def standard(path: SopPath) -> Response:
     sop, _row = sops.get_sop(ctx(), None, path.sop)
-    return jsonify(sops.public_view(sop))
+    return answer(PublicSop, sops.public_view(sop))
 
 
 @bp.get(
@@ -29,4 +29,4 @@ def standard(path: SopPath) -> Response:
     responses={200: Tracking, 404: Problem},
 )
 def track(path: TrackPath) -> Response:
-    return jsonify(queries.track(ctx(), path.code))
+    return answer(Tracking, queries.track(ctx(), path.code))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import Response, jsonify
+from flask import Response
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, Field
 
-from api.http import ctx, principal
+from api.http import answer, ctx, principal
 from api.schemas import AnomalyReport, BottleneckReport, Moment, Problem, SlaReport
 from engine.service import anomalies, moments, reports
 
@@ -46,7 +46,8 @@ class OfficeQuery(Period):
     responses={200: BottleneckReport, 404: Problem},
 )
 def bottlenecks(query: BottleneckQuery) -> Response:
-    return jsonify(reports.bottlenecks(ctx(), principal(), query.sop, *period(query)))
+    report = reports.bottlenecks(ctx(), principal(), query.sop, *period(query))
+    return answer(BottleneckReport, report)
 
 
 @bp.get(
@@ -55,7 +56,8 @@ def bottlenecks(query: BottleneckQuery) -> Response:
     responses={200: AnomalyReport},
 )
 def anomaly_report(query: OfficeQuery) -> Response:
-    return jsonify(anomalies.anomalies(ctx(), principal(), query.opd, *period(query)))
+    report = anomalies.anomalies(ctx(), principal(), query.opd, *period(query))
+    return answer(AnomalyReport, report)
 
 
 @bp.get(
@@ -64,4 +66,5 @@ def anomaly_report(query: OfficeQuery) -> Response:
     responses={200: SlaReport},
 )
 def sla(query: OfficeQuery) -> Response:
-    return jsonify(reports.sla_compliance(ctx(), principal(), query.opd, *period(query)))
+    report = reports.sla_compliance(ctx(), principal(), query.opd, *period(query))
+    return answer(SlaReport, report)

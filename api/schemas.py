@@ -89,7 +89,6 @@ class Fee(BaseModel):
 class SopOut(BaseModel):
     """A published SOP version with its steps, transitions, roles, requirements and fee."""
 
-    model_config = ConfigDict(extra="allow")
     sop: str
     version: int
     opd: str
@@ -98,12 +97,17 @@ class SopOut(BaseModel):
     legal_basis: list[str]
     service_time: str | None = Field(description="as written in the SOP, e.g. `14d`")
     fee: Fee
+    calendar: str | dict[str, Any] = Field(
+        description="the named working calendar, or the SOP's own (time zone, holidays)"
+    )
     roles: dict[str, str]
+    fields: list[dict[str, Any]] = Field(description="the applicant's fields: name, type, …")
     requirements: list[dict[str, Any]]
     steps: list[dict[str, Any]]
     transitions: list[dict[str, Any]]
     checksum: str
     published_at: datetime
+    published_by: str | None
 
 
 class SopList(BaseModel):
@@ -170,6 +174,12 @@ class BillOut(BaseModel):
     billed_by: str
 
 
+class BillIssued(BillOut):
+    """A bill just issued, with the case it bills."""
+
+    case_id: str
+
+
 class BlockedTransition(BaseModel):
     name: str
     guard: str
@@ -190,7 +200,6 @@ class CaseQuery(BaseModel):
 class CaseOut(BaseModel):
     """A case: where it stands, what is due when, and what the caller may do next."""
 
-    model_config = ConfigDict(extra="allow")
     id: str
     tracking_code: str
     sop: str
@@ -199,6 +208,8 @@ class CaseOut(BaseModel):
     status: Literal["open", "closed"]
     outcome: Literal["completed", "rejected", "withdrawn"] | None
     step: str
+    step_name: str
+    step_role: str | None = Field(description="the role that works the case at its step")
     step_entered_at: datetime
     step_due_at: datetime | None
     service_due_at: datetime | None
@@ -208,12 +219,20 @@ class CaseOut(BaseModel):
     escalation_level: int
     flags: list[str]
     received: list[str]
-    allowed_transitions: list[str]
-    blocked_transitions: list[BlockedTransition]
+    requirements: list[str] = Field(
+        description="the requirements asked of this application (`when` applied to its fields)"
+    )
+    paid_total: int = Field(description="integer rupiah paid so far")
     bill: BillOut | None
     deemed_approved_at: datetime | None
+    decision_due_at: datetime | None = Field(
+        description="when silence becomes deemed approval (SOPs with `deemed_approval`)"
+    )
+    allowed_transitions: list[str]
+    blocked_transitions: list[BlockedTransition]
     version: int
     created_at: datetime
+    created_by: str
     closed_at: datetime | None
     fields: dict[str, Any]
 
@@ -355,8 +374,9 @@ class AnomalyReport(BaseModel):
 
 
 class SlaReport(BaseModel):
-    model_config = ConfigDict(extra="allow")
     opd: str | None
+    since: datetime | None
+    until: datetime | None
     opds: list[dict[str, Any]]
     sops: list[dict[str, Any]]
     steps: list[dict[str, Any]]
@@ -373,14 +393,20 @@ class TrackPath(BaseModel):
 class PublicSop(BaseModel):
     """A service standard (standar pelayanan) as citizens read it."""
 
-    model_config = ConfigDict(extra="allow")
     sop: str
+    version: int
     title: str
     opd: str
+    description: str | None
+    legal_basis: list[str]
     requirements: list[dict[str, Any]]
     steps: list[dict[str, Any]]
+    outcomes: list[dict[str, Any]]
     service_time: str | None
     fee: dict[str, Any]
+    charges: list[dict[str, Any]]
+    deemed_approval: bool
+    decision_time: str | None
 
 
 class PublicSopList(BaseModel):
@@ -433,11 +459,14 @@ class PersonalItem(BaseModel):
 class PersonalData(BaseModel):
     """Everything held about a case's applicant, and what each item is used for."""
 
-    model_config = ConfigDict(extra="allow")
     case_id: str
     sop: str
+    sop_version: int
+    title: str
     opd: str
     status: Literal["open", "closed"]
+    closed_at: datetime | None
+    legal_basis: list[str]
     erased_at: datetime | None
     retention: str | None
     keep_until: datetime | None

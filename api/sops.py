@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Response, jsonify, request
+from flask import Response, request
 from flask_openapi3 import APIBlueprint, Tag
 
-from api.http import ctx, principal
+from api.http import answer, ctx, principal
 from api.schemas import Problem, SopList, SopOut, SopPath, SopQuery, SopVersionPath
 from engine.service import sops
 
@@ -26,21 +26,19 @@ bp = APIBlueprint(
 )
 def publish() -> Response:
     body, created = sops.publish_sop(ctx(), principal(), request.get_data())
-    response = jsonify(body)
-    response.status_code = 201 if created else 200
-    response.headers["Location"] = f"/api/v1/sops/{body['sop']}/versions/{body['version']}"
-    return response
+    location = f"/api/v1/sops/{body['sop']}/versions/{body['version']}"
+    return answer(SopOut, body, 201 if created else 200, location)
 
 
 @bp.get("", summary="The latest version of each SOP the caller may see", responses={200: SopList})
 def list_sops(query: SopQuery) -> Response:
-    return jsonify({"items": sops.list_sops(ctx(), principal(), query.opd)})
+    return answer(SopList, {"items": sops.list_sops(ctx(), principal(), query.opd)})
 
 
 @bp.get("/<sop>", summary="The latest version of an SOP", responses={200: SopOut, 404: Problem})
 def get_sop(path: SopPath) -> Response:
     sop, row = sops.get_sop(ctx(), principal(), path.sop)
-    return jsonify(sops.sop_view(sop, row))
+    return answer(SopOut, sops.sop_view(sop, row))
 
 
 @bp.get(
@@ -50,7 +48,7 @@ def get_sop(path: SopPath) -> Response:
 )
 def get_version(path: SopVersionPath) -> Response:
     sop, row = sops.get_sop(ctx(), principal(), path.sop, path.n)
-    return jsonify(sops.sop_view(sop, row))
+    return answer(SopOut, sops.sop_view(sop, row))
 
 
 @bp.get(

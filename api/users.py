@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import Response, jsonify
+from flask import Response
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, Field
 
-from api.http import ctx, principal
+from api.http import answer, ctx, principal
 from api.schemas import Problem
 from engine.service import users
 
@@ -72,18 +72,19 @@ def list_users(query: UsersQuery) -> Response:
     found = users.list_users(ctx(), principal(), query.opd, query.limit + 1, query.cursor)
     more = len(found) > query.limit
     items = found[: query.limit]
-    return jsonify({"items": items, "next_cursor": items[-1]["name"] if more else None})
+    page = {"items": items, "next_cursor": items[-1]["name"] if more else None}
+    return answer(UserPage, page)
 
 
 @bp.post("/<name>/disable", summary="Disable a user: their token is refused at once",
          responses={200: UserOut, 409: Problem})  # fmt: skip
 def disable(path: NamePath) -> Response:
-    return jsonify(users.set_disabled(ctx(), principal(), path.name, True))
+    return answer(UserOut, users.set_disabled(ctx(), principal(), path.name, True))
 
 
 @bp.post("/<name>/enable", summary="Enable a disabled user again", responses={200: UserOut})
 def enable(path: NamePath) -> Response:
-    return jsonify(users.set_disabled(ctx(), principal(), path.name, False))
+    return answer(UserOut, users.set_disabled(ctx(), principal(), path.name, False))
 
 
 @bp.post("/<name>/token", summary="Issue a new token; the old one stops working at once",
@@ -92,4 +93,4 @@ def token(path: NamePath, body: TokenIn) -> Response:
     context = ctx()
     expires_at = users.parse_expiry(body.expires_in, context.clock()) if body.expires_in else None
     view, new = users.issue_token(context, principal(), path.name, expires_at)
-    return jsonify({**view, "token": new})
+    return answer(TokenOut, {**view, "token": new})

@@ -11,6 +11,7 @@ import pytest
 from engine.domain import machine as machine_module
 from engine.domain.durations import Duration
 from engine.domain.errors import GuardFailed, GuardFailure, RoleRefused, TransitionRefused
+from engine.domain.lru import LRU
 from engine.domain.machine import Actor, CaseFacts, Fired, SopMachine, compile_sop, rupiah
 from engine.domain.model import SOP, Fee, Requirement, Step, Transition
 
@@ -344,7 +345,7 @@ def test_compile_sop_without_a_digest_tells_different_contents_apart() -> None:
 
 
 def test_compile_sop_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(machine_module, "CACHE_SIZE", 2)
+    monkeypatch.setattr(machine_module, "_cache", LRU(2))
     first = compile_sop(ktp_sop(digest="bound-1"))
     compile_sop(ktp_sop(digest="bound-2"))
     compile_sop(ktp_sop(digest="bound-3"))

@@ -9,6 +9,7 @@ import pytest
 
 from engine.domain import machine as machine_module
 from engine.domain.errors import GuardFailed, TransitionRefused
+from engine.domain.lru import LRU
 from engine.domain.machine import CaseFacts, compile_sop
 from engine.domain.model import Transition
 from tests.test_machine import KASI, LOKET, OPERATOR_KASI, ktp_sop
@@ -58,8 +59,7 @@ def test_check_reads_the_cases_own_facts_and_the_actor() -> None:
 
 
 def test_the_cache_evicts_the_least_recently_used_machine(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(machine_module, "CACHE_SIZE", 3)
-    monkeypatch.setattr(machine_module, "_cache", type(machine_module._cache)())
+    monkeypatch.setattr(machine_module, "_cache", LRU(3))
     sops = [ktp_sop(key=f"k{i}", digest=f"d{i}") for i in range(4)]
     first = compile_sop(sops[0])
     compile_sop(sops[1])

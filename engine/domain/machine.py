@@ -9,7 +9,6 @@ comes in as immutable `CaseFacts`, so the machine never touches storage or the c
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -24,6 +23,7 @@ from engine.domain.errors import (
     RoleRefused,
     TransitionRefused,
 )
+from engine.domain.lru import LRU
 from engine.domain.model import SOP, Outcome, Transition
 
 # `transitions` claims this attribute on every model and refuses a trigger of the same name.
@@ -280,21 +280,15 @@ class SopMachine:
         return failures
 
 
-_cache: OrderedDict[tuple[str, int, str], SopMachine] = OrderedDict()
-_cache_lock = threading.Lock()
+_cache: LRU[tuple[str, int, str], SopMachine] = LRU(CACHE_SIZE)
 
 
 def compile_sop(sop: SOP) -> SopMachine:
     """The shared machine for this SOP version, compiled on first use and cached."""
     key = (sop.key, sop.version, sop.digest)
-    with _cache_lock:
-        found = _cache.get(key)
-        # Without a digest (an SOP built in code) the key cannot tell two contents apart.
-        if found is not None and (sop.digest or found.sop is sop or found.sop == sop):
-            _cache.move_to_end(key)
-            return found
-        compiled = SopMachine(sop)
-        _cache[key] = compiled
-        while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
-        return compiled
+    found = _cache.get(key)
+    # Without a digest (an SOP built in code) the key cannot tell two contents apart.
+    if found is not None and (sop.digest or found.sop is sop or found.sop == sop):
+        return found
+    # two threads missing at once both compile: the machines are alike, the last one is kept
+    return _cache.put(key, SopMachine(sop))

@@ -27,6 +27,7 @@ from typing import Any
 
 from sqlalchemy import Row, select
 
+from engine.domain.machine import rupiah
 from engine.domain.robust import GRID, Sketch, median_and_mad
 from engine.service.context import Context
 from engine.service.reports import FAR_FUTURE, may_read_reports, period, postgres, rows_of
@@ -116,10 +117,6 @@ def _flag(ctx: Context, key: str) -> Any:
     return flag_is_set(ctx.engine.dialect.name, key)
 
 
-def _rupiah(amount: int) -> str:
-    return "Rp " + f"{amount:,}".replace(",", ".")
-
-
 def fee_mismatch(ctx: Context, scope: dict[str, Any]) -> list[dict[str, Any]]:
     """Payments that differ from the official fee, per officer who recorded them."""
     by_officer: dict[str | None, list[Row[Any]]] = defaultdict(list)
@@ -139,9 +136,9 @@ def fee_mismatch(ctx: Context, scope: dict[str, Any]) -> list[dict[str, Any]]:
         )  # fmt: skip
         over = sum(1 for e in events if int(e.data.get("excess", 0)) > 0)
         if excess >= 0:
-            net = f"{_rupiah(excess)} more than was lawful in all"
+            net = f"{rupiah(excess)} more than was lawful in all"
         else:
-            net = f"{_rupiah(-excess)} less than was due in all"
+            net = f"{rupiah(-excess)} less than was due in all"
         detail = (
             f"{actor} recorded {len(events)} payment(s) that differ from the official fee, "
             f"bill or charge, {net}"

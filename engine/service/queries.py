@@ -24,21 +24,8 @@ from engine.store.tables import AuditEvent, Case, SopVersion, StepVisit, User
 
 
 def event_view(row: AuditEvent) -> dict[str, Any]:
-    """An audit event as the API shows it."""
-    return {
-        "seq": row.seq,
-        "at": row.at,
-        "type": row.type,
-        "opd": row.opd,
-        "sop": row.sop,
-        "case_id": row.case_id,
-        "actor": row.actor,
-        "from_step": row.from_step,
-        "to_step": row.to_step,
-        "data": row.data,
-        "hash": row.hash,
-        "prev_hash": row.prev_hash,
-    }
+    """An audit event as the API shows it: its stored columns."""
+    return audit.row_values(row)
 
 
 def list_cases(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections import OrderedDict
 from typing import Any
 
 from sqlalchemy import func, select
@@ -14,6 +12,7 @@ from engine.domain.audit import Event
 from engine.domain.diagram import mermaid
 from engine.domain.durations import Duration
 from engine.domain.errors import DefinitionError
+from engine.domain.lru import LRU
 from engine.domain.model import SOP
 from engine.domain.validator import load_sop
 from engine.service.context import Context, traced
@@ -22,36 +21,22 @@ from engine.service.refusals import deny, refuse
 from engine.service.users import Principal, ensure_opd
 from engine.store.tables import SopVersion
 
-_CACHE_SIZE = 512
-_cache: OrderedDict[tuple[str, int, str], SOP] = OrderedDict()
-_cache_lock = threading.Lock()
-
-
-def _cached(key: tuple[str, int, str]) -> SOP | None:
-    with _cache_lock:
-        found = _cache.get(key)
-        if found is not None:
-            _cache.move_to_end(key)
-        return found
+# parsed SOP versions by (key, version, checksum)
+_cache: LRU[tuple[str, int, str], SOP] = LRU(512)
 
 
 def parsed(row: SopVersion) -> SOP:
     """The validated model of a published version, parsed once per process."""
     key = (row.key, row.version, row.checksum)
-    found = _cached(key)
+    found = _cache.get(key)
     if found is not None:
         return found
-    sop = load_sop(row.source.encode(), f"{row.key} v{row.version}")
-    with _cache_lock:
-        _cache[key] = sop
-        while len(_cache) > _CACHE_SIZE:
-            _cache.popitem(last=False)
-    return sop
+    return _cache.put(key, load_sop(row.source.encode(), f"{row.key} v{row.version}"))
 
 
 def sop_of(session: Session, key: str, version: int, checksum: str) -> SOP:
     """The model of a published version, reading its source only on a cache miss."""
-    found = _cached((key, version, checksum))
+    found = _cache.get((key, version, checksum))
     if found is not None:
         return found
     row = session.get(SopVersion, (key, version))

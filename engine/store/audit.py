@@ -22,6 +22,29 @@ _LOCK = text("SELECT pg_advisory_xact_lock(:key)")
 _HEAD = select(_TABLE.c.seq, _TABLE.c.hash).order_by(_TABLE.c.seq.desc()).limit(1)
 _INSERT = insert(_TABLE)
 
+# The one mapping between a domain Event and a row of `audit_event`: each field of Event is
+# the column of the same name; a row adds its place in the chain (seq, prev_hash, hash) and,
+# outside the hash, the case's version after the transaction.
+EVENT_COLUMNS = ("at", "type", "opd", "sop", "case_id", "actor", "from_step", "to_step", "data")
+COLUMNS = ("seq", *EVENT_COLUMNS, "prev_hash", "hash")  # what a raw reader selects, in order
+
+
+def event_row(
+    event: Event, seq: int, prev_hash: str, digest: str, case_version: int | None = None
+) -> dict[str, Any]:
+    """The row that stores `event` at `seq` in the chain."""
+    row: dict[str, Any] = {"seq": seq}
+    row |= {name: getattr(event, name) for name in EVENT_COLUMNS}
+    row["data"] = dict(event.data)
+    row |= {"prev_hash": prev_hash, "hash": digest, "case_version": case_version}
+    return row
+
+
+def row_values(row: AuditEvent) -> dict[str, Any]:
+    """A stored event's columns by name: its seq, its event's fields and its hashes."""
+    values = {name: getattr(row, name) for name in ("seq", *EVENT_COLUMNS)}
+    return values | {"hash": row.hash, "prev_hash": row.prev_hash}
+
 
 def append(
     session: Session, events: Sequence[Event], versions: Mapping[str, int] | None = None
@@ -47,23 +70,8 @@ def append(
     for event in events:
         seq += 1
         digest = chain_hash(prev, seq, event)
-        rows.append(
-            {
-                "seq": seq,
-                "at": event.at,
-                "type": event.type,
-                "opd": event.opd,
-                "sop": event.sop,
-                "case_id": event.case_id,
-                "actor": event.actor,
-                "from_step": event.from_step,
-                "to_step": event.to_step,
-                "data": dict(event.data),
-                "prev_hash": prev,
-                "hash": digest,
-                "case_version": (versions or {}).get(event.case_id or ""),
-            }
-        )
+        version = (versions or {}).get(event.case_id or "")
+        rows.append(event_row(event, seq, prev, digest, version))
         prev = digest
     conn.execute(_INSERT, rows)
     return [row["seq"] for row in rows]
@@ -80,10 +88,7 @@ class Verification:
     reason: str | None = None  # plain words, naming columns, never a stored value
 
 
-_COLUMNS = ("seq", "at", "type", "opd", "sop", "case_id", "actor", "from_step", "to_step",
-            "data", "prev_hash", "hash")  # fmt: skip
-COLUMNS = _COLUMNS  # what a raw reader of the trail selects, in this order
-_TEXT = ("type", "opd", "sop", "case_id", "actor", "from_step", "to_step", "prev_hash", "hash")
+_TEXT = (*(c for c in EVENT_COLUMNS if c not in ("at", "data")), "prev_hash", "hash")
 _REQUIRED = ("type", "prev_hash", "hash")
 
 
@@ -101,17 +106,8 @@ def as_event(row: Mapping[str, Any]) -> Event:
         value = row[name]
         if not isinstance(value, str) and (value is not None or name in _REQUIRED):
             raise Unreadable(f"its `{name}` is not text")
-    return Event(
-        type=row["type"],
-        at=_instant(row["at"]),
-        opd=row["opd"],
-        sop=row["sop"],
-        case_id=row["case_id"],
-        actor=row["actor"],
-        from_step=row["from_step"],
-        to_step=row["to_step"],
-        data=_data(row["data"]),
-    )
+    fields = {name: row[name] for name in EVENT_COLUMNS}
+    return Event(**fields | {"at": _instant(row["at"]), "data": _data(row["data"])})
 
 
 def _instant(value: object) -> datetime:
@@ -175,7 +171,7 @@ def verify(session: Session, batch: int = 5000) -> Verification:
     Raw values, not typed columns: one garbled value must not stop the whole check.
     """
     # `data` as its stored text, so that both databases hand over the same thing to parse
-    names = ", ".join("CAST(data AS TEXT) AS data" if c == "data" else c for c in _COLUMNS)
+    names = ", ".join("CAST(data AS TEXT) AS data" if c == "data" else c for c in COLUMNS)
     statement = text(f"SELECT {names} FROM audit_event ORDER BY seq")
     result = session.execute(statement.execution_options(yield_per=batch))
     try:
