@@ -132,7 +132,8 @@ def report_sop(ctx: Context, principal: Principal, key: str) -> tuple[SOP, str |
             if principal.opd in sop.role_opds.values():
                 return sop, principal.opd
     sop, _row = get_sop(ctx, principal, key)
-    return sop, may_read_reports(ctx, principal, sop.opd)
+    office = may_read_reports(ctx, principal, sop.opd)
+    return sop, None if principal.inspector else office
 
 
 def may_read_reports(ctx: Context, principal: Principal, opd: str | None) -> str | None:
