@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, time
 from typing import Literal
@@ -284,6 +284,24 @@ class SOP:
     def office_of(self, role: str | None) -> str:
         """The office whose staff hold a role: another office's, or the SOP's own."""
         return self.role_opds.get(role or "", self.opd)
+
+    def roles_at(self, step_id: str) -> tuple[str, ...]:
+        """Roles that work on a step by the SOP: the step's own, and those that may fire a
+        transition from it."""
+        step = self.step(step_id)
+        roles = [step.role] if step.role else []
+        roles += [r for t in self.transitions_from(step_id) if (r := self.role_for(t, step_id))]
+        return tuple(dict.fromkeys(roles))
+
+    def escalated_at(self, roles: Iterable[str], step_id: str) -> tuple[str, ...]:
+        """Of the roles a case was escalated to, those that may act on it at this step.
+
+        The SOP's own office's act from then on, at every step; another office's only at
+        the steps that office works (escalated at Dinkes' recommendation, Dinkes' head
+        does not go on to sign DPMPTSP's licence).
+        """
+        here = self.office_of(self.step(step_id).role)
+        return tuple(r for r in roles if self.office_of(r) in (self.opd, here))
 
     @property
     def requirement_ids(self) -> tuple[str, ...]:

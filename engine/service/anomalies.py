@@ -25,15 +25,23 @@ from datetime import datetime
 from itertools import accumulate
 from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, func, select
 
 from engine.domain.machine import rupiah
 from engine.domain.robust import GRID, Sketch, median_and_mad
 from engine.service.context import Context
-from engine.service.reports import FAR_FUTURE, may_read_reports, period, postgres, rows_of
+from engine.service.reports import (
+    FAR_FUTURE,
+    may_read_reports,
+    offices_of,
+    period,
+    postgres,
+    rows_of,
+    visit_office,
+)
 from engine.service.sops import latest_rows, parsed
 from engine.service.users import Principal
-from engine.store.tables import AuditEvent, flag_is_set
+from engine.store.tables import AuditEvent, Case, User, flag_is_set
 
 MIN_VISITS = 8  # an officer's finished visits at a step before they are compared
 MIN_PEER_VISITS = 15
@@ -83,6 +91,10 @@ def anomalies(
     office = may_read_reports(ctx, principal, opd)
     lo, hi = period(since, until)
     scope = {"lo": lo, "hi": hi, "opd": office}
+    if office is not None:
+        # an office's share: the acts of its officers and the visits they held, also on
+        # another office's cases (Dinkes' recommendation inside DPMPTSP's SIP)
+        scope["held_by"], scope["roles"] = visit_office(ctx)
     items = [
         *fee_mismatch(ctx, scope),
         *(holding := holding_outliers(ctx, scope)),
@@ -91,9 +103,27 @@ def anomalies(
         *separation_of_duties(ctx, scope),
         *off_hours(ctx, scope),
     ]
+    _name_offices(ctx, items, office)
     order = {"high": 0, "medium": 1, "low": 2}
     items.sort(key=lambda i: (order[i["severity"]], i["kind"], i["actor"] or ""))
     return {"opd": office, "since": since, "until": until, "items": items}
+
+
+def _name_offices(ctx: Context, items: list[dict[str, Any]], office: str | None) -> None:
+    """Each item's `opd`: the office of the officer it names (in an office's report, that
+    office), else of its first case."""
+    offices = offices_of(ctx, (i["actor"] for i in items))
+    unnamed = {i["case_ids"][0] for i in items if not offices.get(i["actor"]) and i["case_ids"]}
+    cases: dict[str, str] = {}
+    if unnamed and office is None:
+        with ctx.reader() as uow:
+            rows = uow.session.execute(
+                select(Case.id, Case.opd).where(Case.id.in_(sorted(unnamed)))  # type: ignore[attr-defined]
+            ).all()
+        cases = {case_id: opd for case_id, opd in rows}
+    for item in items:
+        first = item["case_ids"][0] if item["case_ids"] else None
+        item["opd"] = offices.get(item["actor"]) or office or cases.get(first or "")
 
 
 def _events(
@@ -107,7 +137,10 @@ def _events(
         *where,
     )
     if scope["opd"] is not None:
-        query = query.where(AuditEvent.opd == scope["opd"])
+        # the act counts for the office of the officer who did it, else for the case's
+        query = query.outerjoin(User, User.name == AuditEvent.actor).where(
+            func.coalesce(User.opd, AuditEvent.opd) == scope["opd"]
+        )
     with ctx.reader() as uow:
         return list(uow.session.execute(query.order_by(AuditEvent.seq)).all())
 
@@ -160,7 +193,7 @@ def fee_mismatch(ctx: Context, scope: dict[str, Any]) -> list[dict[str, Any]]:
 
 _VISITS = """
     SELECT v.sop, v.step, v.left_by AS officer, v.working_seconds AS w
-    FROM step_visit v JOIN sop_case c ON c.pk = v.case_pk
+    FROM step_visit v JOIN sop_case c ON c.pk = v.case_pk {holder}
     WHERE v.left_at IS NOT NULL AND v.paused = :paused AND v.left_by IS NOT NULL
       AND v.working_seconds IS NOT NULL
       AND v.entered_at >= :lo AND v.entered_at < :hi {office}
@@ -196,7 +229,7 @@ ORDER BY a.sop, a.step, a.officer, g.i
 
 def _sketches(ctx: Context, scope: dict[str, Any]) -> dict[tuple[str, str], dict[str, Sketch]]:
     """Per (sop, step), each officer's finished visits there, sketched in the database."""
-    visits = _VISITS.format(office=_office_filter(scope))
+    visits = _VISITS.format(**_office_filter(scope))
     params = _params(scope, paused=False)
     out: dict[tuple[str, str], dict[str, Sketch]] = defaultdict(dict)
     if postgres(ctx):
@@ -221,14 +254,21 @@ def _ordered(quantiles: Iterable[float]) -> tuple[float, ...]:
     return tuple(accumulate(quantiles, max))
 
 
-def _office_filter(scope: dict[str, Any]) -> str:
-    return "" if scope["opd"] is None else "AND c.opd = :opd"
+def _office_filter(scope: dict[str, Any], who: str = "v.left_by") -> dict[str, str]:
+    """SQL that keeps the visits (`v`, of case `c`) an office's officers held (`who` names
+    them), as `holder` (a join after the case's) and `office` (a condition)."""
+    if scope["opd"] is None:
+        return {"holder": "", "office": ""}
+    return {
+        "holder": f"LEFT JOIN app_user u ON u.name = {who}",
+        "office": f"AND {scope['held_by']} = :opd",
+    }
 
 
 def _params(scope: dict[str, Any], **more: Any) -> dict[str, Any]:
     params = {"lo": scope["lo"], "hi": scope["hi"], **more}
     if scope["opd"] is not None:
-        params["opd"] = scope["opd"]
+        params |= {"opd": scope["opd"], **scope["roles"]}
     return params
 
 
@@ -284,7 +324,7 @@ SELECT SUM(CASE WHEN v.left_by = :officer THEN 1 ELSE 0 END) AS own,
        SUM(CASE WHEN v.left_by <> :officer THEN 1 ELSE 0 END) AS peers,
        SUM(CASE WHEN v.left_by <> :officer AND v.working_seconds * :allowance > :limit
            THEN 1 ELSE 0 END) AS peers_longer
-FROM step_visit v JOIN sop_case c ON c.pk = v.case_pk
+FROM step_visit v JOIN sop_case c ON c.pk = v.case_pk {holder}
 WHERE v.sop = :sop AND v.step = :step AND v.paused = :paused
   AND v.left_at IS NOT NULL AND v.left_by IS NOT NULL AND v.working_seconds IS NOT NULL
   AND v.entered_at >= :lo AND v.entered_at < :hi {office}
@@ -300,7 +340,7 @@ def _beyond_allowance(
     files would then pass `limit` as often as the others' files pass `limit /
     SLOW_ALLOWANCE` (Laplace's rule keeps a share of zero from making any file damning).
     """
-    sql = _LONGER.format(office=_office_filter(scope))
+    sql = _LONGER.format(**_office_filter(scope))
     params = _params(
         scope, sop=sop, step=step, officer=officer, paused=False, limit=limit,
         allowance=SLOW_ALLOWANCE,
@@ -321,7 +361,7 @@ _OVERTAKES = """
 WITH visits AS (
     SELECT v.id, v.sop, v.step, v.left_by AS officer, v.entered_at, v.left_at,
            LAG(v.left_at) OVER (PARTITION BY v.left_by ORDER BY v.left_at, v.id) AS free_at
-    FROM step_visit v JOIN sop_case c ON c.pk = v.case_pk
+    FROM step_visit v JOIN sop_case c ON c.pk = v.case_pk {holder}
     WHERE v.paused = :paused AND v.entered_at >= :lo AND v.entered_at < :hi {office}
 ), started AS (
     SELECT id, sop, step, officer, entered_at, left_at,
@@ -355,7 +395,7 @@ def queue_jumping(
     held = sorted({h["actor"] for h in holders or []}) or [""]  # an IN list is never empty
     rows = rows_of(
         ctx,
-        _OVERTAKES.format(office=_office_filter(scope)),
+        _OVERTAKES.format(**_office_filter(scope)),
         **_params(scope, paused=False, forever=FAR_FUTURE, held=held),
     )
     by_step: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
@@ -449,20 +489,39 @@ WHERE v.paused = :paused AND v.entered_at >= :lo AND v.entered_at < :hi {office}
 GROUP BY c.id, v.step, v.entered_by
 """
 
+# An office's share: every return on the cases where one of its officers sent one (a case
+# sent back again counts all its returns), and which officers are the office's.
+_OFFICE_RETURNS = """
+AND v.case_pk IN (
+    SELECT v.case_pk FROM step_visit v JOIN sop_case c ON c.pk = v.case_pk
+    LEFT JOIN app_user u ON u.name = v.entered_by
+    WHERE v.paused = :paused AND v.entered_at >= :lo AND v.entered_at < :hi
+      AND {held_by} = :opd
+)
+"""
+
+_OFFICERS_OF = """
+SELECT u.name FROM app_user u WHERE u.opd = :opd AND u.name IN :names
+"""
+
 
 def repeated_returns(ctx: Context, scope: dict[str, Any]) -> list[dict[str, Any]]:
     """Cases sent back to the citizen for the same wait two or more times, per officer."""
-    rows = rows_of(
-        ctx, _RETURNS.format(office=_office_filter(scope)), **_params(scope, paused=True)
-    )
+    office = "" if scope["opd"] is None else _OFFICE_RETURNS.format(held_by=scope["held_by"])
+    rows = rows_of(ctx, _RETURNS.format(office=office), **_params(scope, paused=True))
     per_wait: dict[tuple[str, str], int] = defaultdict(int)
     for row in rows:
         per_wait[(row["case_id"], row["step"])] += int(row["returns"])
     repeated = {wait for wait, count in per_wait.items() if count >= 2}
     by_officer: dict[str, set[str]] = defaultdict(set)
     waits: dict[str, set[str]] = defaultdict(set)
+    ours = {row["officer"] for row in rows}
+    if scope["opd"] is not None and ours:
+        # another office's officer on the same case is that office's to answer for
+        names = sorted(ours)
+        ours = {r["name"] for r in rows_of(ctx, _OFFICERS_OF, opd=scope["opd"], names=names)}
     for row in rows:
-        if (row["case_id"], row["step"]) in repeated:
+        if (row["case_id"], row["step"]) in repeated and row["officer"] in ours:
             by_officer[row["officer"]].add(row["case_id"])
             waits[row["officer"]].add(row["step"])
     items = []
@@ -508,7 +567,7 @@ WITH touched AS (
 SELECT c.id AS case_id, c.sop, v.left_by AS officer, {fired} AS fired
 FROM touched t
 JOIN step_visit v ON v.case_pk = t.case_pk
-JOIN sop_case c ON c.pk = v.case_pk
+JOIN sop_case c ON c.pk = v.case_pk {holder}
 WHERE v.left_via IN :vias AND v.left_by IS NOT NULL {office}
 GROUP BY c.id, c.sop, v.left_by
 HAVING COUNT(DISTINCT v.left_via) > 1
@@ -534,7 +593,9 @@ def separation_of_duties(ctx: Context, scope: dict[str, Any]) -> list[dict[str, 
         for actor, events in refused.items()
     ]
     with ctx.reader() as uow:
-        sops = [parsed(row) for row in latest_rows(uow.session, scope["opd"])]
+        sops = [parsed(row) for row in latest_rows(uow.session)]
+    if scope["opd"] is not None:  # the office's SOPs, and those that give it a role
+        sops = [s for s in sops if scope["opd"] in (s.opd, *s.role_opds.values())]
     apart = {
         sop.key: [(earlier, t.name) for t in sop.transitions for earlier in t.not_by]
         for sop in sops
@@ -546,7 +607,7 @@ def separation_of_duties(ctx: Context, scope: dict[str, Any]) -> list[dict[str, 
         fired = "string_agg(DISTINCT v.left_via, ',')"
     else:
         fired = "group_concat(DISTINCT v.left_via)"
-    sql = _SAME_HAND.format(fired=fired, office=_office_filter(scope))
+    sql = _SAME_HAND.format(fired=fired, **_office_filter(scope))
     for row in rows_of(ctx, sql, **_params(scope, vias=vias)):
         both = set(row["fired"].split(","))
         for earlier, later in apart.get(row["sop"], []):

@@ -69,7 +69,7 @@ def facts(case: Case, sop: SOP) -> CaseFacts:
         received=frozenset(case.received),
         paid=fee_settled(case, sop),
         fired_by={name: frozenset(users) for name, users in case.fired_by.items()},
-        extra_roles=frozenset(case.extra_roles),
+        extra_roles=frozenset(sop.escalated_at(case.extra_roles, case.step)),
         bill=None if case.bill is None else int(case.bill["amount"]),
         fields=dict(case.fields),
         deemed_approved=case.deemed_approved_at is not None,
@@ -616,11 +616,9 @@ def add_documents(
 
 def step_roles(sop: SOP, case: Case) -> list[str]:
     """Roles that work on the case's current step: the step's own, those that may fire a
-    transition from it, and any the case was escalated to."""
-    step = sop.step(case.step)
-    roles = [step.role] if step.role else []
-    roles += [r for t in sop.transitions_from(step.id) if (r := sop.role_for(t, step.id))]
-    return list(dict.fromkeys([*roles, *case.extra_roles]))
+    transition from it, and any the case was escalated to that may act there."""
+    escalated = sop.escalated_at(case.extra_roles, case.step)
+    return list(dict.fromkeys([*sop.roles_at(case.step), *escalated]))
 
 
 def _one_of(roles: Sequence[str]) -> str:

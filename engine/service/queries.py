@@ -6,12 +6,12 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select
-from sqlalchemy.sql import Select
+from sqlalchemy import String, and_, cast, false, or_, select
+from sqlalchemy.sql import ColumnElement, Select
 
 from engine.domain.audit import EVENT_TYPES
 from engine.domain.validator import suggest
-from engine.service.cases import case_view, guest_may_see, load_case
+from engine.service.cases import acting_roles, case_view, guest_may_see, load_case
 from engine.service.context import Context
 from engine.service.errors import Invalid, NotFound
 from engine.service.pages import check_limit, decode_cursor, encode_cursor, page
@@ -51,28 +51,11 @@ def list_cases(
         .join(SopVersion, (SopVersion.key == Case.sop) & (SopVersion.version == Case.sop_version))
         .where(Case.pk > after)  # type: ignore[operator]
     )
-    guests: list[str] = []
     if not principal.inspector:
         with ctx.reader() as uow:
-            guests = _guest_sops(uow.session, principal)
+            guest = guest_cases(uow.session, principal)
         own = Case.opd == principal.opd
-        if guests:
-            # cases of SOPs that give this office a step: those it works on or worked on
-            worked = select(StepVisit.case_pk).where(StepVisit.left_by == principal.name)
-            query = query.where(
-                or_(
-                    own,
-                    and_(
-                        Case.sop.in_(guests),  # type: ignore[attr-defined]
-                        or_(
-                            Case.step_role.in_(sorted(principal.roles) or [""]),  # type: ignore[union-attr]
-                            Case.pk.in_(worked),  # type: ignore[union-attr]
-                        ),
-                    ),
-                )
-            )
-        else:
-            query = query.where(own)
+        query = query.where(own if guest is None else or_(own, guest))
     if sop:
         query = query.where(Case.sop == sop)
     if step:
@@ -103,6 +86,60 @@ def list_cases(
     return listing
 
 
+def guest_cases(
+    session: Any, principal: Principal, worked: bool = True
+) -> ColumnElement[bool] | None:
+    """The cases of other offices' SOPs that the caller, as their office's staff, may see:
+    open at a step a role of theirs works (by the SOP, or escalated to it there) and, with
+    `worked`, any they worked on; None when no SOP gives their office a role.
+
+    It narrows in SQL what `guest_may_see` decides on each case exactly, and it is the same
+    rule: per SOP version, the steps their roles work and the steps their office works
+    (where an escalation to their role counts).
+    """
+    keys = _guest_sops(session, principal)
+    if not keys:
+        return None
+    versions = session.execute(
+        select(SopVersion.key, SopVersion.version, SopVersion.checksum).where(
+            SopVersion.key.in_(keys)  # type: ignore[attr-defined]
+        )
+    ).all()
+    at_step: list[ColumnElement[bool]] = []
+    for key, version, checksum in versions:
+        spec = sop_of(session, key, version, checksum)
+        held = acting_roles(principal, spec)
+        if not held:
+            continue
+        steps = [s for s in spec.steps if not s.final]
+        works = [s.id for s in steps if held.intersection(spec.roles_at(s.id))]
+        theirs = [s.id for s in steps if spec.office_of(s.role) == principal.opd]
+        # `extra_roles` is a JSON list of role ids: a role's quoted id is that element
+        escalated = or_(
+            *(
+                cast(Case.extra_roles, String).contains(f'"{role}"', autoescape=True)
+                for role in sorted(held)
+            )
+        )
+        at_step.append(
+            and_(
+                Case.sop == key,
+                Case.sop_version == version,
+                or_(
+                    Case.step.in_(works),  # type: ignore[attr-defined]
+                    and_(Case.step.in_(theirs), escalated),  # type: ignore[attr-defined]
+                ),
+            )
+        )
+    seen: list[ColumnElement[bool]] = []
+    if at_step:
+        seen.append(and_(Case.status == "open", or_(*at_step)))
+    if worked:
+        visits = select(StepVisit.case_pk).where(StepVisit.left_by == principal.name)
+        seen.append(and_(Case.sop.in_(keys), Case.pk.in_(visits)))  # type: ignore[attr-defined,union-attr]
+    return or_(*seen) if seen else false()
+
+
 def _guest_sops(session: Any, principal: Principal) -> list[str]:
     """Keys of other offices' SOPs that may give a role to the caller's office.
 
@@ -124,11 +161,14 @@ def _assigned_to(session: Any, query: Select[Any], principal: Principal, name: s
     user = session.execute(select(User).where(User.name == name)).scalar_one_or_none()
     if user is None or (not principal.inspector and user.opd != principal.opd):
         raise Invalid(f"no user `{name}` here", [{"field": "assignee", "message": "unknown"}])
-    return query.where(
+    own = and_(
         Case.opd == user.opd,
         Case.status == "open",
         Case.step_role.in_(user.roles or [""]),  # type: ignore[union-attr]
     )
+    # and another office's cases waiting at a step the SOP gives the user's office
+    guest = guest_cases(session, Principal(user.name, user.opd, frozenset(user.roles)), False)
+    return query.where(own if guest is None else or_(own, guest))
 
 
 def case_history(ctx: Context, principal: Principal, case_id: str) -> list[dict[str, Any]]:

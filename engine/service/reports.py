@@ -8,16 +8,19 @@ both give the same numbers (the mean of the middle one or two values; nearest ra
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, text
+from sqlalchemy import bindparam, select, text
 
+from engine.domain.model import SOP
 from engine.service.context import Context
 from engine.service.errors import Invalid
 from engine.service.refusals import deny
-from engine.service.sops import get_sop
+from engine.service.sops import find_row, get_sop, latest_rows, parsed
 from engine.service.users import Principal
+from engine.store.tables import User
 from engine.store.types import UTCDateTime
 
 FAR_PAST = datetime(1970, 1, 1, tzinfo=UTC)
@@ -32,7 +35,7 @@ SELECT step, {who} AS who, COUNT(*) AS n,
        AVG(CASE WHEN due_at IS NOT NULL AND left_at > due_at THEN 1.0 ELSE 0.0 END)
            AS breach_rate,
        SUM(dwell_seconds) AS total_seconds
-FROM step_visit
+FROM {visits} visits
 WHERE sop = :sop AND left_at IS NOT NULL AND paused = :paused
   AND entered_at >= :since AND entered_at < :until
 GROUP BY step, who
@@ -42,7 +45,7 @@ _DWELL_WINDOWS = """
 WITH visits AS (
     SELECT step, {who} AS who, dwell_seconds AS d, working_seconds AS w,
            CASE WHEN due_at IS NOT NULL AND left_at > due_at THEN 1.0 ELSE 0.0 END AS late
-    FROM step_visit
+    FROM {visits} visits
     WHERE sop = :sop AND left_at IS NOT NULL AND paused = :paused
       AND entered_at >= :since AND entered_at < :until
 ), ranked AS (
@@ -63,12 +66,74 @@ GROUP BY step, who, n
 """
 
 _OPEN = """
-SELECT step, COUNT(*) AS open_now,
+SELECT step, role, COUNT(*) AS open_now,
        SUM(CASE WHEN due_at IS NOT NULL AND due_at < :now THEN 1 ELSE 0 END) AS overdue_now
 FROM step_visit
 WHERE sop = :sop AND left_at IS NULL
-GROUP BY step
+GROUP BY step, role
 """
+
+# One office's share of an SOP's visits: those its officers held (`{office}`, the SQL of
+# `visit_office`, reads `v`, `c` and `u`).
+_OFFICE_VISITS = """(
+    SELECT v.* FROM step_visit v
+    JOIN sop_case c ON c.pk = v.case_pk
+    LEFT JOIN app_user u ON u.name = v.left_by
+    WHERE v.sop = :sop AND {office} = :opd
+)"""
+
+
+def role_offices(ctx: Context) -> list[tuple[str, str, str]]:
+    """(SOP, role, office) for each role an SOP's latest version gives to another office."""
+    with ctx.reader() as uow:
+        sops = [parsed(row) for row in latest_rows(uow.session)]
+    return sorted((s.key, role, opd) for s in sops for role, opd in s.role_opds.items())
+
+
+def visit_office(ctx: Context, officer: str = "u.opd") -> tuple[str, dict[str, Any]]:
+    """SQL for the office a step visit (`v`, of case `c`) counts for, and its parameters.
+
+    The office of the officer who held it (`officer`: the office of the user who left it),
+    else, while nobody has finished it, the office the SOP gives the visit's role, else
+    the case's. Reports attribute each visit so: Dinkes' recommendation inside DPMPTSP's
+    SIP is Dinkes' work, and DPMPTSP's admin is not shown it as theirs.
+    """
+    pairs = role_offices(ctx)
+    params: dict[str, Any] = {}
+    whens = []
+    for i, (sop, role, opd) in enumerate(pairs):
+        whens.append(f"WHEN v.sop = :ro_sop{i} AND v.role = :ro_role{i} THEN :ro_opd{i}")
+        params |= {f"ro_sop{i}": sop, f"ro_role{i}": role, f"ro_opd{i}": opd}
+    fallback = f"CASE {' '.join(whens)} ELSE c.opd END" if whens else "c.opd"
+    return f"COALESCE({officer}, {fallback})", params
+
+
+def offices_of(ctx: Context, names: Iterable[str | None]) -> dict[str, str | None]:
+    """The office of each named user (None for an inspector); names of no user are left out."""
+    wanted = sorted({n for n in names if n})
+    if not wanted:
+        return {}
+    with ctx.reader() as uow:
+        rows = uow.session.execute(
+            select(User.name, User.opd).where(User.name.in_(wanted))  # type: ignore[attr-defined]
+        ).all()
+    return {name: opd for name, opd in rows}
+
+
+def report_sop(ctx: Context, principal: Principal, key: str) -> tuple[SOP, str | None]:
+    """The SOP a report reads, and the office whose share of it the caller reads (None:
+    every office's). The admin of an office the SOP gives a role reads their office's
+    share; anyone else as `may_read_reports` says."""
+    if principal.admin and not principal.inspector and principal.opd is not None:
+        with ctx.reader() as uow:
+            row = find_row(uow.session, key)
+        if row is not None and row.opd != principal.opd:
+            sop = parsed(row)
+            if principal.opd in sop.role_opds.values():
+                return sop, principal.opd
+    sop, _row = get_sop(ctx, principal, key)
+    office = may_read_reports(ctx, principal, sop.opd)
+    return sop, None if principal.inspector else office
 
 
 def may_read_reports(ctx: Context, principal: Principal, opd: str | None) -> str | None:
@@ -117,15 +182,29 @@ def bottlenecks(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> dict[str, Any]:
-    """Per step, and per officer at each step: visits, dwell, breaches, what waits now."""
-    sop, _row = get_sop(ctx, principal, sop_key)
-    may_read_reports(ctx, principal, sop.opd)
+    """Per step, and per officer at each step: visits, dwell, breaches, what waits now.
+
+    An OPD admin reads their office's share: the visits its officers held, and what waits
+    at the steps it works; the inspector reads every visit, each officer's office named.
+    """
+    sop, office = report_sop(ctx, principal, sop_key)
     lo, hi = period(since, until)
-    params = {"sop": sop.key, "since": lo, "until": hi, "paused": False}
+    params: dict[str, Any] = {"sop": sop.key, "since": lo, "until": hi, "paused": False}
+    visits = "step_visit"
+    if office is not None:
+        held_by, more = visit_office(ctx)
+        visits = _OFFICE_VISITS.format(office=held_by)
+        params |= {"opd": office, **more}
     dwell = _DWELL_POSTGRES if postgres(ctx) else _DWELL_WINDOWS
-    by_step = rows_of(ctx, dwell.format(who="''"), **params)
-    by_officer = rows_of(ctx, dwell.format(who="left_by"), **params)
-    waiting = {r["step"]: r for r in rows_of(ctx, _OPEN, sop=sop.key, now=ctx.clock())}
+    by_step = rows_of(ctx, dwell.format(who="''", visits=visits), **params)
+    by_officer = rows_of(ctx, dwell.format(who="left_by", visits=visits), **params)
+    waiting: dict[str, dict[str, Any]] = {}
+    for r in rows_of(ctx, _OPEN, sop=sop.key, now=ctx.clock()):
+        # nobody has held an open visit yet: it waits on the office the SOP gives its role
+        if office is None or sop.office_of(r["role"]) == office:
+            now = waiting.setdefault(r["step"], {"open_now": 0, "overdue_now": 0})
+            now["open_now"] += int(r["open_now"])
+            now["overdue_now"] += int(r["overdue_now"] or 0)
     names = {s.id: s.name for s in sop.steps}
     steps = []
     for row in by_step:
@@ -134,6 +213,7 @@ def bottlenecks(
             {
                 "step": row["step"],
                 "step_name": names.get(row["step"], row["step"]),
+                "opd": _step_office(sop, row["step"]),
                 "visits": row["n"],
                 "median_seconds": _num(row["median_seconds"]),
                 "p90_seconds": _num(row["p90_seconds"]),
@@ -150,6 +230,7 @@ def bottlenecks(
                 {
                     "step": step,
                     "step_name": names.get(step, step),
+                    "opd": _step_office(sop, step),
                     "visits": 0,
                     "median_seconds": None,
                     "p90_seconds": None,
@@ -161,11 +242,15 @@ def bottlenecks(
                 }
             )
     steps.sort(key=lambda s: -(s["median_seconds"] or 0))
+    held_in = offices_of(ctx, (r["who"] for r in by_officer))
     officers = sorted(
         (
             {
                 "step": r["step"],
                 "officer": r["who"],
+                # the office of the officer who held the visits: for Dinkes' staff at
+                # DPMPTSP's SIP, Dinkes
+                "opd": held_in.get(r["who"]) or office or _step_office(sop, r["step"]),
                 "visits": r["n"],
                 "median_seconds": _num(r["median_seconds"]),
                 "p90_seconds": _num(r["p90_seconds"]),
@@ -178,6 +263,7 @@ def bottlenecks(
     )
     return {
         "sop": sop.key,
+        "opd": office,
         "since": since,
         "until": until,
         "steps": steps,
@@ -185,13 +271,22 @@ def bottlenecks(
     }
 
 
+def _step_office(sop: SOP, step_id: str) -> str:
+    """The office that works a step by the SOP (a step gone from the latest version: the
+    SOP's own)."""
+    try:
+        return sop.office_of(sop.step(step_id).role)
+    except KeyError:
+        return sop.opd
+
+
 _COMPLIANCE = """
 SELECT {group} , COUNT(*) AS visits,
        SUM(CASE WHEN v.left_at <= v.due_at THEN 1 ELSE 0 END) AS on_time
 FROM (
     -- each visit counts for the office of the officer who held it (another office may
-    -- work a step of an SOP), else for the case's
-    SELECT v.*, COALESCE(u.opd, c.opd) AS opd
+    -- work a step of an SOP): `visit_office`
+    SELECT v.*, {held_by} AS opd
     FROM step_visit v JOIN sop_case c ON c.pk = v.case_pk
     LEFT JOIN app_user u ON u.name = v.left_by
 ) v
@@ -219,13 +314,15 @@ def sla_compliance(
     """The share of step visits finished within their time standard, at four levels."""
     office = may_read_reports(ctx, principal, opd)
     lo, hi = period(since, until)
-    params: dict[str, Any] = {"since": lo, "until": hi}
+    held_by, more = visit_office(ctx)
+    params: dict[str, Any] = {"since": lo, "until": hi, **more}
     where = ""
     if office is not None:
         where, params["opd"] = "AND v.opd = :opd", office
     out: dict[str, Any] = {"opd": office, "since": since, "until": until}
     for level, columns in _LEVELS.items():
-        rows = rows_of(ctx, _COMPLIANCE.format(group=", ".join(columns), office=where), **params)
+        sql = _COMPLIANCE.format(group=", ".join(columns), office=where, held_by=held_by)
+        rows = rows_of(ctx, sql, **params)
         names = [c.split(".")[1].replace("left_by", "officer") for c in columns]
         out[level] = [
             {
