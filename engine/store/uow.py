@@ -66,12 +66,16 @@ class UnitOfWork:
             personal_data.seal(self.session, event, personal, purpose or _purpose, self._secrets)
         )
 
-    def commit(self) -> list[int]:
-        """Flush the changes, append the queued events last, commit; returns the events' seqs."""
+    def commit(self, versions: Mapping[str, int] | None = None) -> list[int]:
+        """Flush the changes, append the queued events last, commit; returns the events' seqs.
+
+        `versions`: case id -> version, for cases written without the ORM in this transaction.
+        """
         self.session.flush()
         versions = {  # the versions the flush gave the cases changed here
-            obj.id: obj.version for obj in self.session.identity_map.values()
-            if isinstance(obj, Case)
+            **(versions or {}),
+            **{obj.id: obj.version for obj in self.session.identity_map.values()
+               if isinstance(obj, Case)},
         }  # fmt: skip
         seqs = audit.append(self.session, self.events, versions)
         self.session.commit()
