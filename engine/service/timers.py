@@ -382,6 +382,15 @@ def _mark_swept(ctx: Context, fired: int, duration: float) -> None:
         uow.commit()
 
 
+def next_due(ctx: Context) -> datetime | None:
+    """When the earliest timer falls due (None: no timer); one step down the due_at index."""
+    with ctx.reader() as uow:
+        return uow.session.connection().execute(_NEXT_DUE).scalar()
+
+
+_NEXT_DUE = select(_TIMER.c.due_at).order_by(_TIMER.c.due_at).limit(1)
+
+
 def last_sweep(ctx: Context) -> datetime | None:
     """When the timers were last swept (None: never)."""
     with ctx.reader() as uow:
