@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -178,8 +178,9 @@ def _cases(uow: UnitOfWork, pks: set[int], lock: bool) -> dict[int, tuple[Case |
     """The batch's cases and their SOPs: plain rows, except the cases a rung decides on
     (deemed approval, its overdue decision), which `decisions` changes as ORM objects."""
     query = (
-        select(*(_CASE.c[f] for f in _ROW_FIELDS), SopVersion.checksum)
-        .join(SopVersion, (SopVersion.key == _CASE.c.sop) & (SopVersion.version == _CASE.c.sop_version))
+        select(*(_CASE.c[f] for f in _ROW_FIELDS), SopVersion.checksum)  # type: ignore[call-overload]
+        .join(SopVersion, (SopVersion.key == _CASE.c.sop)
+              & (SopVersion.version == _CASE.c.sop_version))
         .where(_CASE.c.pk.in_(pks))
         .order_by(_CASE.c.pk)
     )  # fmt: skip
@@ -248,7 +249,7 @@ def _webhooks(uow: UnitOfWork, offices: set[str]) -> dict[str, str]:
     return {opd: url for opd, url in rows}
 
 
-def _claim_firings(uow: UnitOfWork, timers: list[Row[Any]], now: datetime) -> set[str]:
+def _claim_firings(uow: UnitOfWork, timers: list[Any], now: datetime) -> set[str]:
     """Record the batch's firings in one executemany; the keys that had not fired before."""
     rows = [
         {"key": t.key, "case_pk": t.case_pk, "due_at": t.due_at, "fired_at": now} for t in timers
@@ -266,7 +267,7 @@ def _dialect(uow: UnitOfWork) -> Any:
 
 def _apply(
     uow: UnitOfWork,
-    timer: Row[Any],
+    timer: Any,  # a claimed sla_timer row
     case: Case | _CaseRow,
     sop: SOP,
     now: datetime,
@@ -366,9 +367,8 @@ def _mark_swept(ctx: Context, fired: int, duration: float) -> None:
     with ctx.uow() as uow:
         now = ctx.clock()
         table = SweepState.__table__  # type: ignore[attr-defined]
-        upsert = _dialect(uow).insert(table).values(
-            id=1, swept_at=now, fired=fired, duration_seconds=duration
-        )
+        values = {"id": 1, "swept_at": now, "fired": fired, "duration_seconds": duration}
+        upsert = _dialect(uow).insert(table).values(values)
         uow.session.execute(
             upsert.on_conflict_do_update(
                 index_elements=["id"],
