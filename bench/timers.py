@@ -389,22 +389,13 @@ def vacuum_analyze(site: Site) -> None:
 
 
 def claim_sql(site: Site) -> tuple[str, dict[str, Any]]:
-    """The sweep's claim query exactly as timers._sweep_batch builds it, compiled."""
-    from sqlalchemy import select
+    """The sweep's claim query exactly as timers._sweep_batch runs it, compiled."""
+    from engine.service.timers import _CLAIM, BATCH
 
-    from engine.service.timers import BATCH
-    from engine.store.tables import SlaTimer
-
-    query = (
-        select(SlaTimer)
-        .where(SlaTimer.due_at <= datetime.now(UTC))  # type: ignore[arg-type]
-        .order_by(SlaTimer.due_at)
-        .limit(BATCH)
-        .with_for_update(skip_locked=True)
-    )
+    query = _CLAIM.with_for_update(skip_locked=True)
     compiled = query.compile(dialect=site.ctx.engine.dialect)
-    params = {k: v for k, v in compiled.params.items()}
-    return str(compiled), params
+    params = compiled.construct_params({"now": datetime.now(UTC), "batch": BATCH})
+    return str(compiled), dict(params)
 
 
 def explain_claim(site: Site) -> list[str]:

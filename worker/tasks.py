@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from functools import lru_cache
 
 from engine.service import checkpoints, notifications, personal, timers
@@ -19,15 +20,38 @@ def context() -> Context:
     return Context.from_url(get_settings().database_url)
 
 
+# a sweep waits for a rung due within its interval, but sweeps at most this often
+TICK = 0.05
+
+
 @celery_app.task(name="sopflow.sweep")
 def sweep() -> int:
-    """Fire the SLA timers that are due; then send any webhook deliveries they made."""
-    result = timers.sweep(context())
-    if result.fired:
-        log.info("fired %d timer(s) in %d batch(es)", result.fired, result.batches)
-    if result.deliveries:
-        deliver_webhooks.delay()
-    return result.fired
+    """Fire the SLA timers that are due; then send any webhook deliveries they made.
+
+    Until the interval the beat started it for has passed, it then waits for the next
+    timer due within it and sweeps again at that instant: a rung waits for the scheduler's
+    phase no more (up to one interval), only for its own due instant.
+    """
+    ctx = context()
+    started = time.monotonic()
+    end = started + get_settings().timer_interval
+    fired = 0
+    while True:
+        began = time.monotonic()
+        result = timers.sweep(ctx)
+        fired += result.fired
+        if result.fired:
+            log.info("fired %d timer(s) in %d batch(es)", result.fired, result.batches)
+        if result.deliveries:
+            deliver_webhooks.delay()
+        due = timers.next_due(ctx)
+        if due is None:
+            break
+        wake = max(time.monotonic() + (due - ctx.clock()).total_seconds(), began + TICK)
+        if wake >= end:
+            break  # the next beat's sweep takes it
+        time.sleep(max(0.0, wake - time.monotonic()))
+    return fired
 
 
 @celery_app.task(name="sopflow.deliver_webhooks")

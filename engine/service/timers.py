@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -72,65 +73,162 @@ def sweep(ctx: Context, batch: int = BATCH, max_batches: int | None = None) -> S
 def _sweep_batch(ctx: Context, batch: int, result: SweepResult) -> int:
     with ctx.uow() as uow:
         now = ctx.clock()
-        claim = (
-            select(SlaTimer)
-            .where(SlaTimer.due_at <= now)  # type: ignore[arg-type]
-            .order_by(SlaTimer.due_at)
-            .limit(batch)
-        )
-        postgres = uow.session.get_bind().dialect.name == "postgresql"
-        if postgres:
-            claim = claim.with_for_update(skip_locked=True)
-        timers = list(uow.session.execute(claim).scalars())
+        conn = uow.session.connection()
+        postgres = conn.dialect.name == "postgresql"
+        claim = _CLAIM.with_for_update(skip_locked=True) if postgres else _CLAIM
+        timers = list(conn.execute(claim, {"now": now, "batch": batch}))
         if not timers:
             return 0
+        timers.sort(key=lambda t: (t.due_at, t.id))
+        fresh = _claim_firings(uow, timers, now)
         cases = _cases(uow, {t.case_pk for t in timers}, postgres)
         # offices named for a role in an SOP hold those roles on its cases
         staff = _staff(
             uow, {o for case, sop in cases.values() for o in (case.opd, *sop.role_opds.values())}
         )
         hooks = _webhooks(uow, {case.opd for case, _sop in cases.values()})
-        deliveries: list[WebhookDelivery] = []
+        notes: list[dict[str, Any]] = []
+        deliveries: list[dict[str, Any]] = []
         fired = 0
-        claimed = _claim_firings(uow, timers, now, postgres)
+
+        def notify(
+            uow: UnitOfWork, case: Case | _CaseRow, kind: str, message: str, users: list[str],
+            now: datetime,
+        ) -> None:  # fmt: skip
+            notes.extend(
+                {"user_name": u, "case_id": case.id, "kind": kind, "message": message,
+                 "created_at": now} for u in users
+            )  # fmt: skip
+
         # the effects are written together at commit, not statement by statement
         with uow.session.no_autoflush:
             for timer in timers:
-                if timer.key not in claimed:
+                if timer.key not in fresh:
                     continue  # fired already: a firing is unique per key
                 case, sop = cases[timer.case_pk]
                 holders = staff[case.opd]
                 if sop.role_opds:
                     holders = {**holders, **{r: staff[o][r] for r, o in sop.role_opds.items()}}
-                event = _apply(uow, timer, case, sop, now, holders)
+                event = _apply(uow, timer, case, sop, now, holders, notify)
                 uow.record(event)
                 result.lateness.append((now - timer.due_at).total_seconds())
                 fired += 1
                 if case.opd in hooks:
                     deliveries.append(_delivery(case.opd, hooks[case.opd], event, now))
-        uow.session.execute(delete(SlaTimer).where(SlaTimer.id.in_([t.id for t in timers])))  # type: ignore[union-attr]
-        uow.session.add_all(deliveries)
+        versions = _save_cases(uow, [case for case, _sop in cases.values()])
+        if notes:
+            conn.execute(insert(_NOTIFICATION), notes)
+        conn.execute(_DELETE, {"ids": [t.id for t in timers]})
+        ids: list[int] = []
+        if deliveries:
+            ids = list(conn.execute(_DELIVER.returning(_DELIVERY.c.id), deliveries).scalars())
+        uow.versions.update(versions)
         uow.commit()
         result.fired += fired
-        result.deliveries.extend(d.id for d in deliveries if d.id is not None)
+        result.deliveries.extend(ids)
         return len(timers)
 
 
-def _cases(uow: UnitOfWork, pks: set[int], lock: bool) -> dict[int, tuple[Case, SOP]]:
+_TIMER = SlaTimer.__table__  # type: ignore[attr-defined]
+_CASE = Case.__table__  # type: ignore[attr-defined]
+_NOTIFICATION = Notification.__table__  # type: ignore[attr-defined]
+_DELIVERY = WebhookDelivery.__table__  # type: ignore[attr-defined]
+# Core statements with bound parameters, compiled once and cached: a batch is a handful of
+# statements whatever its size, the rows travel as parameters (executemany)
+_CLAIM = (
+    select(_TIMER.c.id, _TIMER.c.due_at, _TIMER.c.case_pk, _TIMER.c.rung, _TIMER.c.action,
+           _TIMER.c.to_role, _TIMER.c.flag, _TIMER.c.key)
+    .where(_TIMER.c.due_at <= bindparam("now", type_=_TIMER.c.due_at.type))
+    .order_by(_TIMER.c.due_at)
+    .limit(bindparam("batch"))
+)  # fmt: skip
+_DELETE = delete(_TIMER).where(_TIMER.c.id.in_(bindparam("ids", expanding=True)))
+_DELIVER = insert(_DELIVERY)
+# what a rung may change on a case; the version is checked and bumped as the ORM would
+_CHANGES = ("flags", "flagged", "escalation_level", "extra_roles")
+_UPDATE_CASE = (
+    update(_CASE)
+    .where(_CASE.c.pk == bindparam("b_pk"), _CASE.c.version == bindparam("b_version"))
+    .values({**{c: bindparam(f"b_{c}") for c in _CHANGES}, "version": bindparam("b_new")})
+)
+
+
+@dataclass
+class _CaseRow:
+    """The columns of a case that a ladder rung reads or changes, loaded without the ORM."""
+
+    pk: int
+    id: str
+    tracking_code: str
+    sop: str
+    opd: str
+    step: str
+    step_role: str | None
+    flags: list[str]
+    flagged: bool
+    escalation_level: int
+    extra_roles: list[str]
+    version: int
+    loaded: tuple[Any, ...] = ()
+
+    def changes(self) -> tuple[Any, ...]:
+        return (self.flags, self.flagged, self.escalation_level, self.extra_roles)
+
+
+def _cases(uow: UnitOfWork, pks: set[int], lock: bool) -> dict[int, tuple[Case | _CaseRow, SOP]]:
+    """The batch's cases and their SOPs: plain rows, except the cases a rung decides on
+    (deemed approval, its overdue decision), which `decisions` changes as ORM objects."""
     query = (
-        select(Case, SopVersion.checksum)
-        .join(SopVersion, (SopVersion.key == Case.sop) & (SopVersion.version == Case.sop_version))
-        .where(Case.pk.in_(pks))  # type: ignore[union-attr]
-        .order_by(Case.pk)
-    )
+        select(*(_CASE.c[f] for f in _ROW_FIELDS), SopVersion.checksum)  # type: ignore[call-overload]
+        .join(SopVersion, (SopVersion.key == _CASE.c.sop)
+              & (SopVersion.version == _CASE.c.sop_version))
+        .where(_CASE.c.pk.in_(pks))
+        .order_by(_CASE.c.pk)
+    )  # fmt: skip
     if lock:
         # timers first, then cases, in pk order: the order every writer takes them in
-        query = query.with_for_update(of=Case)  # type: ignore[arg-type]
-    rows = uow.session.execute(query).all()
-    return {
-        case.pk: (case, sop_of(uow.session, case.sop, case.sop_version, checksum))
-        for case, checksum in rows
-    }
+        query = query.with_for_update(of=_CASE)
+    rows = uow.session.connection().execute(query).all()
+    models: dict[tuple[str, int, str], SOP] = {}
+    out: dict[int, tuple[Case | _CaseRow, SOP]] = {}
+    decided: list[int] = []
+    for row in rows:
+        at = (row.sop, row.sop_version, row.checksum)
+        sop = models.get(at) or models.setdefault(at, sop_of(uow.session, *at))
+        values = {f: getattr(row, f) for f in _ROW_FIELDS if f != "sop_version"}
+        case = _CaseRow(**values)
+        case.loaded = case.changes()
+        out[row.pk] = (case, sop)
+        if sop.deemed_approval or sop.decision_time is not None:
+            decided.append(row.pk)
+    if decided:  # already locked above
+        for orm_case in uow.session.execute(select(Case).where(Case.pk.in_(decided))).scalars():  # type: ignore[union-attr]
+            assert orm_case.pk is not None
+            out[orm_case.pk] = (orm_case, out[orm_case.pk][1])
+    return out
+
+
+_ROW_FIELDS = ("pk", "id", "tracking_code", "sop", "sop_version", "opd", "step", "step_role",
+               "flags", "flagged", "escalation_level", "extra_roles", "version")  # fmt: skip
+
+
+def _save_cases(uow: UnitOfWork, cases: list[Case | _CaseRow]) -> dict[str, int]:
+    """Write the plain-row cases a rung changed, in one executemany with the version check;
+    the version each case of the batch has after this transaction."""
+    rows = [c for c in cases if isinstance(c, _CaseRow)]
+    changed = [c for c in rows if c.changes() != c.loaded]
+    if changed:
+        params = [
+            {"b_pk": c.pk, "b_version": c.version, "b_new": c.version + 1,
+             **{f"b_{f}": v for f, v in zip(_CHANGES, c.changes(), strict=True)}}
+            for c in changed
+        ]  # fmt: skip
+        updated = uow.session.connection().execute(_UPDATE_CASE, params).rowcount
+        if updated != len(params):
+            raise StaleDataError(f"{len(params) - updated} case(s) changed under the sweep")
+        for c in changed:
+            c.version += 1
+    return {c.id: c.version for c in rows}
 
 
 def _staff(uow: UnitOfWork, offices: set[str]) -> dict[str, dict[str, list[str]]]:
@@ -152,43 +250,49 @@ def _webhooks(uow: UnitOfWork, offices: set[str]) -> dict[str, str]:
     return {opd: url for opd, url in rows}
 
 
-def _claim_firings(
-    uow: UnitOfWork, timers: list[SlaTimer], now: datetime, postgres: bool
-) -> set[str]:
-    """Record the batch's firings in one statement; the keys that had not fired before."""
-    table = SlaFiring.__table__  # type: ignore[attr-defined]
+def _claim_firings(uow: UnitOfWork, timers: list[Any], now: datetime) -> set[str]:
+    """Record the batch's firings in one executemany; the keys that had not fired before."""
     rows = [
         {"key": t.key, "case_pk": t.case_pk, "due_at": t.due_at, "fired_at": now} for t in timers
     ]
-    dialect: Any = postgresql if postgres else sqlite
-    statement = dialect.insert(table).values(rows).on_conflict_do_nothing()
-    return set(uow.session.execute(statement.returning(table.c.key)).scalars())
+    statement = _dialect(uow).insert(_FIRING).on_conflict_do_nothing().returning(_FIRING.c.key)
+    return set(uow.session.connection().execute(statement, rows).scalars())
+
+
+_FIRING = SlaFiring.__table__  # type: ignore[attr-defined]
+
+
+def _dialect(uow: UnitOfWork) -> Any:
+    return postgresql if uow.session.get_bind().dialect.name == "postgresql" else sqlite
 
 
 def _apply(
     uow: UnitOfWork,
-    timer: SlaTimer,
-    case: Case,
+    timer: Any,  # a claimed sla_timer row
+    case: Case | _CaseRow,
     sop: SOP,
     now: datetime,
     holders: dict[str, list[str]],
+    notify: _Notify,
 ) -> Event:
     """The effect of one rung on its case, and the audit event that records it."""
     lateness = round((now - timer.due_at).total_seconds(), 3)
     step = sop.step(case.step)
     common = {"due_at": timer.due_at.isoformat(), "lateness_seconds": lateness}
     if timer.action == "decision":
-        return decisions.overdue(uow, case, sop, common, holders, now, _notify)
+        assert isinstance(case, Case)  # the cases of such SOPs are loaded as ORM objects
+        return decisions.overdue(uow, case, sop, common, holders, now, notify)
     if timer.action == "service":
         flags = [SERVICE_BREACHED] + ([DEEMED_APPROVED] if sop.deemed_approval else [])
-        flag(case, *flags)
+        _flag(case, *flags)
         data = {**common, "service_time": str(sop.service_time)}
         if sop.deemed_approval:
+            assert isinstance(case, Case)
             data["deemed_approved"] = True
             data["legal_basis"] = "UU 30/2014 Pasal 53 (fiktif positif)"
             data.update(decisions.deemed(uow, case, sop, timer.due_at))
         message = f"the service time of case {case.tracking_code} ({sop.title}) has run out"
-        _notify(
+        notify(
             uow, case, "sla.service_breached", message, holders.get(case.step_role or "", []), now
         )
         kind, from_step = "sla.service_breached", case.step
@@ -216,9 +320,9 @@ def _apply(
                 f"({rung.label} of its time); it is escalated to you ({sop.roles.get(to, to)})"
             )
         if timer.flag == INSPECTORATE:
-            flag(case, INSPECTORATE)
+            _flag(case, INSPECTORATE)
             data["flag"] = INSPECTORATE
-        _notify(uow, case, kind, message, recipients, now)
+        notify(uow, case, kind, message, recipients, now)
         from_step = step.id
     return Event(
         kind,
@@ -232,16 +336,21 @@ def _apply(
     )
 
 
-def _notify(
-    uow: UnitOfWork, case: Case, kind: str, message: str, users: list[str], now: datetime
-) -> None:
-    uow.session.add_all(
-        Notification(user_name=u, case_id=case.id, kind=kind, message=message, created_at=now)
-        for u in users
-    )
+_Notify = Callable[[UnitOfWork, Case | _CaseRow, str, str, list[str], datetime], None]
 
 
-def _delivery(opd: str, url: str, event: Event, now: datetime) -> WebhookDelivery:
+def _flag(case: Case | _CaseRow, *flags: str) -> None:
+    if isinstance(case, Case):
+        flag(case, *flags)
+        return
+    # clocks.flag, on a plain row
+    new = [f for f in flags if f not in case.flags]
+    if new:
+        case.flags = [*case.flags, *new]
+    case.flagged = True
+
+
+def _delivery(opd: str, url: str, event: Event, now: datetime) -> dict[str, Any]:
     payload = {
         "type": event.type,
         "at": event.at.isoformat(),
@@ -251,18 +360,16 @@ def _delivery(opd: str, url: str, event: Event, now: datetime) -> WebhookDeliver
         "step": event.from_step,
         "data": dict(event.data),
     }
-    return WebhookDelivery(opd=opd, url=url, payload=payload, next_attempt_at=now)
+    return {"opd": opd, "url": url, "payload": payload, "attempts": 0, "next_attempt_at": now,
+            "delivered_at": None, "last_error": None}  # fmt: skip
 
 
 def _mark_swept(ctx: Context, fired: int, duration: float) -> None:
     with ctx.uow() as uow:
         now = ctx.clock()
-        postgres = uow.session.get_bind().dialect.name == "postgresql"
-        dialect: Any = postgresql if postgres else sqlite
         table = SweepState.__table__  # type: ignore[attr-defined]
-        upsert = dialect.insert(table).values(
-            id=1, swept_at=now, fired=fired, duration_seconds=duration
-        )
+        values = {"id": 1, "swept_at": now, "fired": fired, "duration_seconds": duration}
+        upsert = _dialect(uow).insert(table).values(values)
         uow.session.execute(
             upsert.on_conflict_do_update(
                 index_elements=["id"],
@@ -274,6 +381,15 @@ def _mark_swept(ctx: Context, fired: int, duration: float) -> None:
             )
         )
         uow.commit()
+
+
+def next_due(ctx: Context) -> datetime | None:
+    """When the earliest timer falls due (None: no timer); one step down the due_at index."""
+    with ctx.reader() as uow:
+        return uow.session.connection().execute(_NEXT_DUE).scalar()
+
+
+_NEXT_DUE = select(_TIMER.c.due_at).order_by(_TIMER.c.due_at).limit(1)
 
 
 def last_sweep(ctx: Context) -> datetime | None:

@@ -70,7 +70,11 @@ class UnitOfWork:
         )
 
     def commit(self) -> list[int]:
-        """Flush the changes, append the queued events last, commit; returns the events' seqs."""
+        """Flush the changes, append the queued events last, commit; returns the events' seqs.
+
+        The events of a case carry its version after this transaction: the ORM's, or the
+        one put in `versions` by a save that wrote the case without the ORM.
+        """
         self.session.flush()
         versions = {  # the versions the flush gave the cases changed here
             obj.id: obj.version for obj in self.session.identity_map.values()
