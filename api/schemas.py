@@ -332,11 +332,13 @@ class StepBottleneck(BaseModel):
     open_now: int
     overdue_now: int
     total_waiting_hours: float
+    opd: str | None = Field(None, description="the office whose staff work the step")
 
 
 class OfficerBottleneck(BaseModel):
     step: str
     officer: str | None
+    opd: str | None = Field(None, description="the office of the officer who held the visits")
     visits: int
     median_seconds: float | None
     p90_seconds: float | None
@@ -346,6 +348,7 @@ class OfficerBottleneck(BaseModel):
 
 class BottleneckReport(BaseModel):
     sop: str
+    opd: str | None = Field(None, description="the office the report is scoped to (None: all)")
     since: datetime | None
     until: datetime | None
     steps: list[StepBottleneck] = Field(description="slowest first")
@@ -364,6 +367,7 @@ class Anomaly(BaseModel):
     detail: str
     sop: str | None = None  # where the finding is about one SOP
     step: str | None = None  # where it is about one step of it
+    opd: str | None = None  # the office of the officer it names
 
 
 class AnomalyReport(BaseModel):
