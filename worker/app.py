@@ -11,6 +11,7 @@ from typing import Any
 from celery import Celery
 
 from engine.settings import Settings, get_settings
+from worker import broker
 
 
 def broker_options(settings: Settings) -> dict[str, Any]:
@@ -21,7 +22,7 @@ def broker_options(settings: Settings) -> dict[str, Any]:
     for sub in ("in", "processed"):
         settings.private_folder(folder.relative_to(settings.data_dir).as_posix(), sub)
     return {
-        "broker_url": "filesystem://",
+        "broker_url": f"{broker.ALIAS}://",
         "broker_transport_options": {
             "data_folder_in": str(folder / "in"),
             "data_folder_out": str(folder / "in"),

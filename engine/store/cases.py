@@ -10,10 +10,11 @@ visit entered, the new timers).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy import Row, and_, bindparam, delete, insert, or_, select, update
 from sqlmodel import Session
 
 from engine.domain.case import (
@@ -152,8 +153,23 @@ def find(session: Session, case_id: str, lock: bool = False) -> tuple[Case, str]
     return None if row is None else (row[0], row[1])
 
 
-def state_of(case: Case) -> CaseState:
-    """The state the rules decide on, read off a case row."""
+def load_rows(session: Session, pks: Iterable[int], lock: bool = False) -> list[Row[Any]]:
+    """Cases as plain rows with their SOP version's checksum, in pk order (the order every
+    writer locks them in: timers first, then cases); locked with `lock`."""
+    query = (
+        select(CASES, VERSIONS.c.checksum)
+        .join(VERSIONS, and_(VERSIONS.c.key == CASES.c.sop,
+                             VERSIONS.c.version == CASES.c.sop_version))
+        .where(CASES.c.pk.in_(list(pks)))
+        .order_by(CASES.c.pk)
+    )  # fmt: skip
+    if lock:
+        query = query.with_for_update(of=CASES)
+    return list(session.connection().execute(query))
+
+
+def state_of(case: Any) -> CaseState:
+    """The state the rules decide on, read off a case (a row or an object with its columns)."""
     return CaseState(
         step=case.step,
         step_role=case.step_role,
@@ -183,6 +199,22 @@ def state_values(state: CaseState) -> dict[str, Any]:
     values["extra_roles"] = list(state.extra_roles)
     values["flagged"] = bool(state.flags)
     return values
+
+
+def save_states(session: Session, cases: list[tuple[Any, CaseState]]) -> dict[str, int]:
+    """Write the new states of loaded cases in one executemany, each case's version checked
+    (else StaleCase); the version each has after this transaction, by case id."""
+    if not cases:
+        return {}
+    params = [
+        {**state_values(state), "_pk": case.pk, "_version": case.version,
+         "_new_version": case.version + 1}
+        for case, state in cases
+    ]  # fmt: skip
+    updated = session.connection().execute(_UPDATE_CASE, params).rowcount
+    if updated != len(params):
+        raise StaleCase(f"{len(params) - updated} case(s) changed meanwhile")
+    return {case.id: case.version + 1 for case, _state in cases}
 
 
 def save(
@@ -269,9 +301,14 @@ def enter(session: Session, case: Case, event: StepEntered) -> int:
 
 def schedule(session: Session, case_pk: int, visit_id: int | None, decision: Decision) -> None:
     """Insert the timers a decision scheduled (for a case inserted apart, when opened)."""
-    timers = [t for e in decision.events if (t := _timer(case_pk, visit_id, e)) is not None]
+    timers = timer_rows(case_pk, visit_id, decision)
     if timers:
         session.connection().execute(insert(TIMERS), timers)
+
+
+def timer_rows(case_pk: int, visit_id: int | None, decision: Decision) -> list[dict[str, Any]]:
+    """The `sla_timer` rows of the timers a decision scheduled."""
+    return [t for e in decision.events if (t := _timer(case_pk, visit_id, e)) is not None]
 
 
 def _timer(case_pk: int, visit_id: int | None, event: object) -> dict[str, Any] | None:
