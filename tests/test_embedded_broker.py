@@ -17,7 +17,8 @@ def test_a_reader_polling_while_messages_are_written_never_reads_a_partial_one(
     has written it, and the reader fails on an empty message; here every one arrives whole."""
     folder = str(tmp_path)
     options = {"data_folder_in": folder, "data_folder_out": folder,
-               "processed_folder": folder, "store_processed": False}  # fmt: skip
+               "processed_folder": folder, "control_folder": folder,
+               "store_processed": False}  # fmt: skip
     count, got, errors = 1500, [], []
 
     def read() -> None:
