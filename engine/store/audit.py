@@ -135,7 +135,11 @@ def scan(
     embedded default, for small offices) verifies in this process.
     """
     processes = workers() if processes is None else processes
-    if session.get_bind().dialect.name != "postgresql":
+    last = 0
+    if session.get_bind().dialect.name == "postgresql" and processes > 1:
+        last = session.execute(text("SELECT max(seq) FROM audit_event")).scalar() or 0
+    if last < PARALLEL_FROM:
+        # in this session's own transaction: it sees what the session sees
         names = ", ".join("CAST(data AS TEXT) AS data" if c == "data" else c for c in COLUMNS)
         statement = text(f"SELECT {names} FROM audit_event ORDER BY seq")
         result = session.execute(statement.execution_options(yield_per=5000))
@@ -144,25 +148,18 @@ def scan(
         finally:
             result.close()  # it may stop early: the cursor goes now, not when collected
         return _verification([found]), found.leaves, found.stack
-    last = session.execute(text("SELECT max(seq) FROM audit_event")).scalar() or 0
     snapshot = session.execute(text("SELECT pg_export_snapshot()")).scalar_one()
     url = _dbapi_url(session)
-    if processes < 2 or last < PARALLEL_FROM:
-        ranges = [(1, None)]
-    else:
-        # ranges of a power-of-two length, so that each range's leaves are whole subtrees
-        length = 1 << ((last + processes - 1) // processes - 1).bit_length()
-        starts = list(range(1, last + 1, length))
-        ranges = [(low, low + length - 1) for low in starts[:-1]] + [(starts[-1], None)]
-    if len(ranges) == 1:
-        scans = [chain.scan_range(url, snapshot, 1, None, size)]
-    else:
-        context = multiprocessing.get_context("spawn")  # never fork a threaded server
-        with ProcessPoolExecutor(len(ranges) - 1, mp_context=context) as pool:
-            others = [pool.submit(chain.scan_range, url, snapshot, low, high, size)
-                      for low, high in ranges[1:]]  # fmt: skip
-            scans = [chain.scan_range(url, snapshot, *ranges[0], size)]
-            scans += [future.result() for future in others]
+    # ranges of a power-of-two length, so that each range's leaves are whole subtrees
+    length = 1 << ((last + processes - 1) // processes - 1).bit_length()
+    starts = list(range(1, last + 1, length))
+    ranges = [(low, low + length - 1) for low in starts[:-1]] + [(starts[-1], None)]
+    context = multiprocessing.get_context("spawn")  # never fork a threaded server
+    with ProcessPoolExecutor(max(1, len(ranges) - 1), mp_context=context) as pool:
+        others = [pool.submit(chain.scan_range, url, snapshot, low, high, size)
+                  for low, high in ranges[1:]]  # fmt: skip
+        scans = [chain.scan_range(url, snapshot, *ranges[0], size)]
+        scans += [future.result() for future in others]
     verification = _verification(scans)
     leaves, parts = 0, []
     for found in scans:  # ranges whose leaves all hold, in order, up to `size`
