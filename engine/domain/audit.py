@@ -161,7 +161,7 @@ def canonical_json(value: Any, plain: bool = False) -> bytes:
     own types; it writes some floats differently (`0.00001` where `json` writes `1e-05`),
     refuses integers beyond 64 bits, non-text keys and lone surrogates, and encodes types
     `json` refuses (datetimes, UUIDs, enums). Everything but plain values goes to `json`,
-    whose bytes are the definition (tests/unit/test_canonical_fast.py compares both).
+    whose bytes are the definition (tests/test_canonical_fast.py compares both).
     Verifying millions of events is mostly this encoding: orjson does it several times
     faster than `json`.
     """
