@@ -158,7 +158,7 @@ def scan(
     with ProcessPoolExecutor(max(1, len(ranges) - 1), mp_context=context) as pool:
         others = [pool.submit(chain.scan_range, url, snapshot, low, high, size)
                   for low, high in ranges[1:]]  # fmt: skip
-        scans = [chain.scan_range(url, snapshot, *ranges[0], size)]
+        scans = [chain.scan_range(url, snapshot, ranges[0][0], ranges[0][1], size)]
         scans += [future.result() for future in others]
     verification = _verification(scans)
     leaves, parts = 0, []
