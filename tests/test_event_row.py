@@ -30,3 +30,9 @@ def test_an_event_read_back_from_its_row_is_the_same_event() -> None:
     stored = row | {"at": "2026-03-02 01:30:00", "data": '{"transition": "terima", '
                                                           '"received": ["ktp"]}'}  # fmt: skip
     assert chain_hash(GENESIS, 1, as_event(stored)) == digest
+
+
+def test_the_verifier_reads_the_columns_the_mapping_writes() -> None:
+    from engine.store import audit, chain
+
+    assert chain.COLUMNS == audit.COLUMNS

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import json
+import multiprocessing
+import os
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import insert, select, text
 from sqlmodel import Session
 
+from engine.domain import merkle
 from engine.domain.audit import GENESIS, Event, chain_hash
+from engine.store import chain
 from engine.store.tables import AuditEvent
 
 # any constant works; it names the lock that serialises appends on PostgreSQL
@@ -88,49 +91,11 @@ class Verification:
     reason: str | None = None  # plain words, naming columns, never a stored value
 
 
-_TEXT = (*(c for c in EVENT_COLUMNS if c not in ("at", "data")), "prev_hash", "hash")
-_REQUIRED = ("type", "prev_hash", "hash")
+Unreadable = chain.Unreadable
+as_event = chain.as_event
 
-
-class Unreadable(Exception):
-    """A stored row that cannot be read as an event; the message says why, in plain words."""
-
-
-def as_event(row: Mapping[str, Any]) -> Event:
-    """The domain event a stored row claims to be, read from its raw column values.
-
-    Raw, not through the column types: a row an intruder garbled (an instant that is no
-    time, data that is not JSON, a value of the wrong type) must be named, not crash.
-    """
-    for name in _TEXT:
-        value = row[name]
-        if not isinstance(value, str) and (value is not None or name in _REQUIRED):
-            raise Unreadable(f"its `{name}` is not text")
-    fields = {name: row[name] for name in EVENT_COLUMNS}
-    return Event(**fields | {"at": _instant(row["at"]), "data": _data(row["data"])})
-
-
-def _instant(value: object) -> datetime:
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            raise Unreadable("its instant `at` is not a valid time") from None
-    if not isinstance(value, datetime):
-        raise Unreadable("its instant `at` is not a valid time")
-    # SQLite keeps instants naive, in UTC
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
-def _data(value: object) -> dict[str, Any]:
-    if isinstance(value, str | bytes):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            raise Unreadable("its `data` is not JSON") from None
-    if not isinstance(value, dict):
-        raise Unreadable("its `data` is not a JSON object")
-    return value
+# below this many events one process verifies: starting others costs more than it saves
+PARALLEL_FROM = 100_000
 
 
 def verify_rows(rows: Iterable[Mapping[str, Any]]) -> Verification:
@@ -138,43 +103,105 @@ def verify_rows(rows: Iterable[Mapping[str, Any]]) -> Verification:
 
     It always answers: whatever a row holds, the worst outcome is that row named as bad.
     """
-    expected_seq, prev, checked = 1, GENESIS, 0
-    for row in rows:
-        seq = row["seq"]
-        # a missing seq (a removed event) breaks the chain at the seq that is missing
-        if not isinstance(seq, int) or isinstance(seq, bool) or seq != expected_seq:
-            return Verification(
-                False, checked, expected_seq, prev, f"event {expected_seq} is missing"
-            )
+    found = chain.scan((tuple(row[c] for c in COLUMNS) for row in rows), 1, GENESIS)
+    return _verification([found])
+
+
+def _verification(scans: list[chain.Scan]) -> Verification:
+    """Join the scans of consecutive ranges into the answer one pass in order would give."""
+    prev = GENESIS
+    for found in scans:
+        if found.first > 1 and found.kind not in ("missing", "unreadable"):
+            # the link across the boundary, checked before the row's own hash
+            if found.first_prev != prev:
+                seq = found.first
+                reason = f"event {seq} does not follow event {seq - 1}: its `prev_hash` differs"
+                return Verification(False, seq - 1, seq, prev, reason)
+        if found.bad is not None:
+            last = found.last_hash if found.last_hash is not None else prev
+            return Verification(False, found.bad - 1, found.bad, last, found.reason)
+        if found.last_hash is not None:
+            prev = found.last_hash
+    return Verification(True, sum(found.checked for found in scans), None, prev)
+
+
+def _dbapi_url(session: Session) -> str:
+    url = session.get_bind().engine.url.set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
+def workers() -> int:
+    """The processes a verification of a large trail uses on PostgreSQL: one per core."""
+    return max(1, min(len(os.sched_getaffinity(0)), 8))
+
+
+def scan(
+    session: Session, size: int = 0, processes: int | None = None
+) -> tuple[Verification, int, list[bytes]]:
+    """Recompute the whole chain; with it the perfect subtrees of the first `size` leaves.
+
+    Returns the verification, how many leaves were taken (`size` unless the chain breaks or
+    ends before), and their perfect subtrees (largest first). On PostgreSQL a large trail
+    is verified in ranges of `seq`, one process each, under one snapshot; SQLite (the
+    embedded default, for small offices) verifies in this process.
+    """
+    processes = workers() if processes is None else processes
+    last = 0
+    if session.get_bind().dialect.name == "postgresql" and processes > 1:
+        last = session.execute(text("SELECT max(seq) FROM audit_event")).scalar() or 0
+    if last < PARALLEL_FROM:
+        # in this session's own transaction: it sees what the session sees
+        names = ", ".join("CAST(data AS TEXT) AS data" if c == "data" else c for c in COLUMNS)
+        statement = text(f"SELECT {names} FROM audit_event ORDER BY seq")
+        result = session.execute(statement.execution_options(yield_per=5000))
         try:
-            digest = chain_hash(prev, seq, as_event(row))
-        except Unreadable as e:
-            return Verification(False, checked, seq, prev, f"event {seq} is unreadable: {e}")
-        except (ValueError, TypeError, OverflowError):
-            reason = f"event {seq} is unreadable: its content cannot be put in canonical form"
-            return Verification(False, checked, seq, prev, reason)
-        if row["prev_hash"] != prev:
-            reason = f"event {seq} does not follow event {seq - 1}: its `prev_hash` differs"
-            return Verification(False, checked, seq, prev, reason)
-        if row["hash"] != digest:
-            reason = f"event {seq} was changed after it was written: its hash does not match"
-            return Verification(False, checked, seq, prev, reason)
-        checked += 1
-        expected_seq, prev = seq + 1, digest
-    return Verification(True, checked, None, prev)
+            found = chain.scan(iter(result), 1, GENESIS, size)
+        finally:
+            result.close()  # it may stop early: the cursor goes now, not when collected
+        return _verification([found]), found.leaves, found.stack
+    snapshot = session.execute(text("SELECT pg_export_snapshot()")).scalar_one()
+    url = _dbapi_url(session)
+    # ranges of a power-of-two length, so that each range's leaves are whole subtrees
+    length = 1 << ((last + processes - 1) // processes - 1).bit_length()
+    starts = list(range(1, last + 1, length))
+    ranges = [(low, low + length - 1) for low in starts[:-1]] + [(starts[-1], None)]
+    context = multiprocessing.get_context("spawn")  # never fork a threaded server
+    with ProcessPoolExecutor(max(1, len(ranges) - 1), mp_context=context) as pool:
+        others = [pool.submit(chain.scan_range, url, snapshot, low, high, size)
+                  for low, high in ranges[1:]]  # fmt: skip
+        scans = [chain.scan_range(url, snapshot, ranges[0][0], ranges[0][1], size)]
+        scans += [future.result() for future in others]
+    verification = _verification(scans)
+    leaves, parts = 0, []
+    for found in scans:  # ranges whose leaves all hold, in order, up to `size`
+        if leaves != found.first - 1:
+            break
+        leaves += found.leaves
+        parts.append((found.leaves, found.stack))
+        if found.bad is not None:
+            break
+    return verification, leaves, _join(parts)
 
 
-def verify(session: Session, batch: int = 5000) -> Verification:
+def _join(parts: list[tuple[int, list[bytes]]]) -> list[bytes]:
+    """The perfect subtrees of consecutive ranges' leaves, each range given by its count
+    and its own perfect subtrees (every range but the last a power of two long)."""
+    stack: list[tuple[int, bytes]] = []  # level, hash; levels decrease
+    for count, hashes in parts:
+        levels = [lv for lv in range(count.bit_length() - 1, -1, -1) if count >> lv & 1]
+        for level, digest in zip(levels, hashes, strict=True):
+            stack.append((level, digest))
+            while len(stack) > 1 and stack[-2][0] == stack[-1][0]:
+                level, right = stack.pop()
+                _, left = stack.pop()
+                stack.append((level + 1, merkle.node_hash(left, right)))
+    return [digest for _, digest in stack]
+
+
+def verify(session: Session, processes: int | None = None) -> Verification:
     """Recompute the whole chain, streaming it from the database.
 
     Plain rows, not ORM objects: building an object per event cost more than hashing it.
     Raw values, not typed columns: one garbled value must not stop the whole check.
     """
-    # `data` as its stored text, so that both databases hand over the same thing to parse
-    names = ", ".join("CAST(data AS TEXT) AS data" if c == "data" else c for c in COLUMNS)
-    statement = text(f"SELECT {names} FROM audit_event ORDER BY seq")
-    result = session.execute(statement.execution_options(yield_per=batch))
-    try:
-        return verify_rows(result.mappings())
-    finally:
-        result.close()  # it may stop early: the server-side cursor goes now, not when collected
+    return scan(session, 0, processes)[0]

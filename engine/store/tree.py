@@ -192,32 +192,18 @@ def verify_against(session: Session, size: int, expected_root: bytes) -> audit.V
     leaf the stored tree holds is named; when the stored tree was rebuilt to match a
     rewritten trail, no event can be named from one root alone, and the reason says so.
     """
-    frontier = merkle.Frontier()
-
-    def tapped(rows: Iterator[Any]) -> Iterator[Any]:
-        for row in rows:
-            if frontier.size < size:
-                frontier.append(event_leaf(row["hash"]))
-            yield row
-
-    names = ", ".join("CAST(data AS TEXT) AS data" if c == "data" else c for c in audit.COLUMNS)
-    statement = text(f"SELECT {names} FROM audit_event ORDER BY seq")
-    result = session.execute(statement.execution_options(yield_per=5000))
-    try:
-        chain = audit.verify_rows(tapped(iter(result.mappings())))
-    finally:
-        result.close()
+    chain, leaves, stack = audit.scan(session, size)
     if not chain.ok and chain.first_bad_seq is not None and chain.first_bad_seq <= size:
         return chain
-    if frontier.size == size and frontier.root() == expected_root:
+    if leaves == size and _root(stack) == expected_root:
         return chain
     tree_intact = tree_size(session) >= size and root(session, size) == expected_root
-    seq = _first_differing(session, min(size, frontier.size))
-    if seq is None and frontier.size < size:
-        missing = frontier.size + 1
+    seq = _first_differing(session, min(size, leaves))
+    if seq is None and leaves < size:
+        missing = leaves + 1
         reason = (
             f"event {missing} is missing: the checkpoint of size {size} covers {size} events, "
-            f"the trail holds {frontier.size}"
+            f"the trail holds {leaves}"
         )
         return audit.Verification(False, chain.checked, missing, chain.last_hash, reason)
     if seq is None:
@@ -231,6 +217,16 @@ def verify_against(session: Session, size: int, expected_root: bytes) -> audit.V
     if not tree_intact:
         reason += " (the stored tree was rewritten as well)"
     return audit.Verification(False, chain.checked, seq, chain.last_hash, reason)
+
+
+def _root(stack: list[bytes]) -> bytes:
+    """The root of a tree from its perfect subtrees, largest first."""
+    if not stack:
+        return merkle.EMPTY_ROOT
+    result = stack[-1]
+    for left in reversed(stack[:-1]):
+        result = merkle.node_hash(left, result)
+    return result
 
 
 def _first_differing(session: Session, size: int) -> int | None:
