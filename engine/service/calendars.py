@@ -451,22 +451,17 @@ def _reschedule(
     rows = uow.session.execute(query).all()
     timers = _timers(uow, [r.pk for r in rows])
     visits = _open_visits(uow, [r.pk for r in rows])
-    sops: dict[tuple[str, int], SOP] = {}
+    deadlines = _Deadlines(uow.session, register)
     status: dict[int, bool] = {}
     case_updates: list[dict[str, Any]] = []
     visit_updates: list[dict[str, Any]] = []
     timer_updates: list[dict[str, Any]] = []
-    moved = 0
+    events: list[Event] = []
+    texts: dict[tuple[datetime, Any], str] = {}  # instants' texts, written once each
     for row in rows:
-        key = (row.sop, row.sop_version)
-        sop = sops.get(key)
-        if sop is None:
-            sop = sops[key] = sop_of(uow.session, row.sop, row.sop_version, row.checksum)
-        spec = register.calendar(sop.calendar, row.opd)
-        new = _recompute(row, sop, spec, timers.get(row.pk, ()))
+        new = _recompute(row, deadlines, timers.get(row.pk, ()))
         for clock, old_due, new_due in new.moves:
-            uow.record(_event(row, now, actor, clock, old_due, new_due, reason))
-        moved += len(new.moves)
+            events.append(_event(row, now, actor, clock, old_due, new_due, reason, texts))
         dues = (new.step_due, new.service_due, new.service_frozen)
         estimated = False
         for due in dues:
@@ -482,8 +477,76 @@ def _reschedule(
         if any(m[0] == "step" for m in new.moves) and row.pk in visits:
             visit_updates.append({"b_id": visits[row.pk], "due_at": new.step_due})
         timer_updates.extend({"b_id": i, "due_at": d} for i, d in new.timers)
+    uow.record_many(events)
     _write(uow, case_updates, visit_updates, timer_updates)
-    return moved
+    return len(events)
+
+
+class _Deadlines:
+    """The SOPs, calendars and due instants of one recomputation, each worked out once.
+
+    Cases of one SOP and office entered at the same instant (a batch registered together,
+    cases cloned by a migration) share their step's and rungs' due instants, and cases
+    received on one day share a service deadline in days: those are computed once.
+    """
+
+    def __init__(self, session: Session, register: Register) -> None:
+        self._session = session
+        self._register = register
+        self._sops: dict[tuple[str, int], SOP] = {}
+        self._specs: dict[tuple[str, int, str | None], CalendarSpec] = {}
+        self._steps: dict[tuple[Any, ...], datetime | None] = {}
+        self._rungs: dict[tuple[Any, ...], dict[int, datetime]] = {}
+        self._services: dict[tuple[Any, ...], datetime | None] = {}
+
+    def sop(self, row: Any) -> SOP:
+        key = (row.sop, row.sop_version)
+        sop = self._sops.get(key)
+        if sop is None:
+            sop = self._sops[key] = sop_of(self._session, row.sop, row.sop_version, row.checksum)
+        return sop
+
+    def spec(self, row: Any) -> CalendarSpec:
+        key = (row.sop, row.sop_version, row.opd)
+        spec = self._specs.get(key)
+        if spec is None:
+            spec = self._specs[key] = self._register.calendar(self.sop(row).calendar, row.opd)
+        return spec
+
+    def step(self, row: Any) -> datetime | None:
+        key = (row.sop, row.sop_version, row.opd, row.step, row.step_entered_at)
+        if key not in self._steps:
+            sop = self.sop(row)
+            self._steps[key] = step_deadline(
+                sop, sop.step(row.step), row.step_entered_at, self.spec(row)
+            )
+        return self._steps[key]
+
+    def rungs(self, row: Any) -> dict[int, datetime]:
+        key = (row.sop, row.sop_version, row.opd, row.step, row.step_entered_at)
+        found = self._rungs.get(key)
+        if found is None:
+            sop, entered = self.sop(row), row.step_entered_at
+            found = self._rungs[key] = {
+                r.index: r.due
+                for r in rung_deadlines(sop, sop.step(row.step), entered, self.spec(row))
+            }
+        return found
+
+    def service(self, row: Any) -> datetime | None:
+        key = (row.sop, row.sop_version, row.opd, row.created_at, row.paused_seconds)
+        if key not in self._services:
+            self._services[key] = self._service(row)
+        return self._services[key]
+
+    def _service(self, row: Any) -> datetime | None:
+        spec = self.spec(row)
+        base = service_deadline(self.sop(row), row.created_at, spec)
+        if base is None:
+            return None
+        # the time spent waiting on the citizen still moves it later (counted as it was)
+        whole = round(row.paused_seconds)
+        return calendar_for(spec).add(base, Duration.of_seconds(whole)) if whole > 0 else base
 
 
 @dataclass
@@ -495,30 +558,25 @@ class _Recomputed:
     timers: list[tuple[int, datetime]] = field(default_factory=list)
 
 
-def _recompute(row: Any, sop: SOP, spec: CalendarSpec, timers: Any) -> _Recomputed:
-    """A case's due instants on the calendar `spec`, and what moved."""
+def _recompute(row: Any, deadlines: _Deadlines, timers: Any) -> _Recomputed:
+    """A case's due instants on the calendar in force now, and what moved."""
     out = _Recomputed(row.step_due_at, row.service_due_at, row.service_due_frozen)
-    step = sop.step(row.step)
-    entered = row.step_entered_at
-    new_step = step_deadline(sop, step, entered, spec)
+    new_step = deadlines.step(row)
     if row.step_due_at is not None and new_step is not None:
         if new_step != row.step_due_at:
             out.moves.append(("step", row.step_due_at, new_step))
             out.step_due = new_step
         if any(rung != SERVICE_RUNG for _id, rung, _due in timers):
             # pending rungs follow; a rung that fired has no timer row and stays fired
-            rungs = {r.index: r.due for r in rung_deadlines(sop, step, entered, spec)}
+            rungs = deadlines.rungs(row)
             for timer_id, rung, due in timers:
                 if rung in rungs and rungs[rung] != due:
                     out.timers.append((timer_id, rungs[rung]))
     if row.service_due_at is None and row.service_due_frozen is None:
         return out
-    base = service_deadline(sop, row.created_at, spec)
-    if base is None:
+    new_service = deadlines.service(row)
+    if new_service is None:
         return out
-    # the time spent waiting on the citizen still moves it later (counted as it was)
-    whole = round(row.paused_seconds)
-    new_service = calendar_for(spec).add(base, Duration.of_seconds(whole)) if whole > 0 else base
     if row.service_due_at is not None and new_service != row.service_due_at:
         out.moves.append(("service", row.service_due_at, new_service))
         out.service_due = new_service
@@ -640,8 +698,18 @@ def _timers(uow: UnitOfWork, pks: list[int]) -> dict[int, list[tuple[int, int, d
 
 
 def _event(
-    case: Any, now: datetime, actor: str, clock: str, old: datetime, new: datetime, reason: str
+    case: Any,
+    now: datetime,
+    actor: str,
+    clock: str,
+    old: datetime,
+    new: datetime,
+    reason: str,
+    texts: dict[tuple[datetime, Any], str],
 ) -> Event:
+    # keyed with the zone too: equal instants in two zones are written differently
+    old_text = texts.get((old, old.tzinfo)) or texts.setdefault((old, old.tzinfo), old.isoformat())
+    new_text = texts.get((new, new.tzinfo)) or texts.setdefault((new, new.tzinfo), new.isoformat())
     return Event(
         RESCHEDULED,
         now,
@@ -650,12 +718,7 @@ def _event(
         case_id=case.id,
         actor=actor,
         from_step=case.step,
-        data={
-            "old_due_at": old.isoformat(),
-            "new_due_at": new.isoformat(),
-            "reason": reason,
-            "clock": clock,
-        },
+        data={"old_due_at": old_text, "new_due_at": new_text, "reason": reason, "clock": clock},
     )
 
 

@@ -15,6 +15,7 @@ from engine.domain.audit import Event
 from engine.domain.validator import ID_SLUG, SOP_SLUG
 from engine.service.context import Context
 from engine.service.errors import Conflict, Invalid, NotFound, Unauthenticated
+from engine.store import principals
 from engine.store.tables import Opd, User
 from engine.store.uow import UnitOfWork
 
@@ -67,9 +68,7 @@ def authenticate(ctx: Context, authorization: str | None) -> Principal:
         raise Unauthenticated(f"send `Authorization: Bearer <token>`; {NEW_TOKEN}")
     digest = token_hash(token.strip())
     with ctx.reader() as uow:
-        user = uow.session.execute(
-            select(User).where(User.token_hash == digest)
-        ).scalar_one_or_none()
+        user = principals.by_token(uow.session, digest)
     if user is None:
         raise Unauthenticated(f"this token is not known (it may have been replaced); {NEW_TOKEN}")
     if user.disabled_at is not None:

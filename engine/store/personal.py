@@ -69,23 +69,21 @@ def seal(
             return {k: walk(v, f"{name}.{k}" if name else str(k)) for k, v in value.items()}
         if isinstance(value, list):
             return [walk(v, name) for v in value]
-        if value is None or is_commitment(value):
+        if not _is_personal(name, value, personal):
             return value
-        if name in personal or has_personal_number(value) or _looks_committed(value):
-            secret = case_secret(session, case_id, cache)
-            sealed = commitment(secret, name, value)
-            held.append(
-                {
-                    "case_id": case_id,
-                    "commitment": sealed,
-                    "name": name,
-                    "value": json.dumps(value, ensure_ascii=False),
-                    "purpose": purpose(name, event.data)[:500],
-                    "recorded_at": event.at,
-                }
-            )
-            return sealed
-        return value
+        secret = case_secret(session, case_id, cache)
+        sealed = commitment(secret, name, value)
+        held.append(
+            {
+                "case_id": case_id,
+                "commitment": sealed,
+                "name": name,
+                "value": json.dumps(value, ensure_ascii=False),
+                "purpose": purpose(name, event.data)[:500],
+                "recorded_at": event.at,
+            }
+        )
+        return sealed
 
     data = walk(dict(event.data), "")
     if not held:
@@ -93,6 +91,38 @@ def seal(
     statement = _insert(session, PersonalDatum).values(held)
     session.execute(statement.on_conflict_do_nothing(index_elements=["case_id", "commitment"]))
     return replace(event, data=data)
+
+
+def _is_personal(name: str, value: Any, personal: Collection[str]) -> bool:
+    """Whether `seal` replaces this value (named `name` in the event's data)."""
+    if value is None or is_commitment(value):
+        return False
+    return name in personal or has_personal_number(value) or _looks_committed(value)
+
+
+def holds_personal(
+    data: Mapping[str, Any], personal: Collection[str] = (), memo: dict[Any, bool] | None = None
+) -> bool:
+    """Whether `seal` would replace any value of `data` (it has no effect when not).
+
+    `memo` keeps the verdict on each (name, text) met, for callers checking many events
+    that repeat their values (one memo per `personal`).
+    """
+
+    def walk(value: Any, name: str) -> bool:
+        if isinstance(value, dict):
+            return any(walk(v, f"{name}.{k}" if name else str(k)) for k, v in value.items())
+        if isinstance(value, list):
+            return any(walk(v, name) for v in value)
+        if memo is None or not isinstance(value, str):
+            return _is_personal(name, value, personal)
+        key = (name, value)
+        found = memo.get(key)
+        if found is None:
+            found = memo[key] = _is_personal(name, value, personal)
+        return found
+
+    return walk(dict(data), "")
 
 
 def _looks_committed(value: object) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -68,6 +68,20 @@ class UnitOfWork:
         self.events.append(
             personal_data.seal(self.session, event, personal, purpose or _purpose, self._secrets)
         )
+
+    def record_many(self, events: Iterable[Event]) -> None:
+        """Queue many events with nothing named personal, as `record` would one by one.
+
+        An event whose `data` holds no personal value is queued as it is (sealing it would
+        change nothing); the verdicts on values met before are remembered, so thousands of
+        events that repeat their texts (a reason, a clock's name) are checked cheaply.
+        """
+        memo: dict[Any, bool] = {}
+        for event in events:
+            if event.case_id is None or not personal_data.holds_personal(event.data, (), memo):
+                self.events.append(event)
+            else:
+                self.record(event)
 
     def commit(self) -> list[int]:
         """Flush the changes, append the queued events last, commit; returns the events' seqs.

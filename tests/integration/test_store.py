@@ -74,3 +74,30 @@ def test_a_naive_datetime_is_refused(engine: Engine) -> None:
         session.add(Opd(id="tz-naive", created_at=datetime(2026, 1, 1)))
         with pytest.raises(StatementError, match="naive"):
             session.commit()
+
+
+def test_a_large_append_stores_what_a_small_one_stores(engine: Engine) -> None:
+    """Past `COPY_FROM` events PostgreSQL takes an append by COPY: the rows read back, and
+    the chain verifies, exactly as for appends made one INSERT at a time."""
+    from engine.domain.audit import Event
+    from engine.store import audit
+
+    upgrade(engine)
+    at = datetime(2026, 3, 2, 1, 2, 3, 456789, tzinfo=UTC)
+
+    def events(n: int, tag: str) -> list[Event]:
+        return [Event("calendar.day_added", at + timedelta(seconds=i), opd="dinas", actor=tag,
+                      data={"i": i, "teks": "Hari Raya Nyepi ✓", "nested": {"b": [1, None]}})
+                for i in range(n)]  # fmt: skip
+
+    with Session(engine) as session:
+        small = [s for e in events(3, "satu") for s in audit.append(session, [e])]
+        large = audit.append(session, events(audit.COPY_FROM, "banyak"))
+        session.commit()
+        assert large == list(range(4, 4 + audit.COPY_FROM))
+        rows = session.execute(select(audit.AuditEvent).order_by(audit.AuditEvent.seq)).scalars()
+        stored = [(r.at, r.data, r.actor) for r in rows]
+        assert stored[small[0] - 1] == (at, events(1, "satu")[0].data, "satu")
+        assert stored[large[5] - 1] == (at + timedelta(seconds=5), events(6, "")[5].data, "banyak")
+        result = audit.verify(session)
+    assert result.ok and result.checked == 3 + audit.COPY_FROM
