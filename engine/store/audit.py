@@ -25,7 +25,8 @@ from engine.store.tables import AuditEvent
 AUDIT_LOCK_KEY = 0x50F10A0D17
 _TABLE = AuditEvent.__table__  # type: ignore[attr-defined]
 # built once, sent through Core: the ORM's bulk insert costs more CPU than the statement
-_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+# PostgreSQL: the chain's lock taken and its head read in one round trip (migration 0014)
+_LOCKED_HEAD = text("SELECT seq, hash FROM sopflow_chain_head(:key)")
 _HEAD = select(_TABLE.c.seq, _TABLE.c.hash).order_by(_TABLE.c.seq.desc()).limit(1)
 _INSERT = insert(_TABLE)
 
@@ -70,9 +71,10 @@ def append(
     conn = session.connection()
     postgres = conn.dialect.name == "postgresql"
     if postgres:
-        conn.execute(_LOCK, {"key": AUDIT_LOCK_KEY})
-    # on SQLite the transaction began IMMEDIATE and already holds the database's write lock
-    head = conn.execute(_HEAD).first()
+        head = conn.execute(_LOCKED_HEAD, {"key": AUDIT_LOCK_KEY}).first()
+    else:
+        # the transaction began IMMEDIATE and already holds the database's write lock
+        head = conn.execute(_HEAD).first()
     seq, prev = (head[0], head[1]) if head else (0, GENESIS)
     versions = versions or {}
     rows = []

@@ -96,8 +96,26 @@ _UPDATE_CASE = (
     .values(version=bindparam("_new_version"))
 )
 # the columns to set are the parameters' keys (Core's rule for an UPDATE or INSERT with none)
-_LEAVE = update(VISITS).where(VISITS.c.id == bindparam("_id"))
+_LEFT = ("left_at", "left_by", "left_via", "dwell_seconds", "working_seconds")
+
+
+def _leave(prefix: str, paused: bool) -> Any:
+    """The UPDATE that ends a visit; in a paused step its time is the citizen's as well."""
+    values = {name: bindparam(f"{prefix}{name}") for name in _LEFT}
+    if paused:
+        values["paused_seconds"] = bindparam(f"{prefix}working_seconds")
+    return update(VISITS).where(VISITS.c.id == bindparam(f"{prefix}id")).values(values)
+
+
+_LEAVE, _LEAVE_PAUSED = _leave("_", False), _leave("_", True)
 _ENTER = insert(VISITS).returning(VISITS.c.id)
+_ENTERED = ("case_pk", "sop", "step", "role", "paused", "entered_at", "entered_by", "due_at",
+            "paused_seconds")  # fmt: skip
+# PostgreSQL: the visit left in a CTE of the INSERT of the visit entered; every value is a
+# named parameter, since a parameter named like a column would be set in both statements
+_ENTER_NAMED = insert(VISITS).values({c: bindparam(f"e_{c}") for c in _ENTERED})
+_ROTATE = _ENTER_NAMED.returning(VISITS.c.id).add_cte(_leave("l_", False).cte("left_visit"))
+_ROTATE_PAUSED = _ENTER_NAMED.returning(VISITS.c.id).add_cte(_leave("l_", True).cte("left_visit"))
 _VOID_VISIT = delete(TIMERS).where(TIMERS.c.visit_id == bindparam("_visit"))
 _VOID_CASE = delete(TIMERS).where(
     TIMERS.c.case_pk == bindparam("_pk"), TIMERS.c.rung.in_(bindparam("_rungs", expanding=True))
@@ -257,35 +275,43 @@ def save(
     for name, value in values.items():
         setattr(case, name, value)
     case.version += 1
+    left = next((e for e in events if isinstance(e, StepLeft)), None) if visit else None
+    entered = next((e for e in events if isinstance(e, StepEntered)), None)
     entered_id = None
-    timers: list[dict[str, Any]] = []
-    for event in events:
-        if isinstance(event, StepLeft) and visit is not None:
-            left = {
-                "_id": visit.id,
-                "left_at": event.at,
-                "left_by": event.by,
-                "left_via": event.via,
-                "dwell_seconds": event.dwell_seconds,
-                "working_seconds": event.working_seconds,
-            }
-            if event.paused:  # time spent in a paused step is the citizen's
-                left["paused_seconds"] = event.working_seconds
-            conn.execute(_LEAVE, left)
-        elif isinstance(event, StepEntered):
-            entered_id = enter(session, case, event)
-        else:
-            timer = _timer(case.pk, entered_id, event)
-            if timer is not None:
-                timers.append(timer)
+    if left is not None and entered is not None and conn.dialect.name == "postgresql":
+        assert visit is not None
+        # one round trip: the visit left, in a CTE, and the visit entered
+        statement = _ROTATE_PAUSED if left.paused else _ROTATE
+        entering = {f"e_{k}": v for k, v in _entered_params(case, entered).items()}
+        params = _left_params(visit.id, left, "l_") | entering
+        entered_id = int(conn.execute(statement, params).scalar_one())
+    else:
+        if left is not None:
+            assert visit is not None
+            conn.execute(
+                _LEAVE_PAUSED if left.paused else _LEAVE, _left_params(visit.id, left, "_")
+            )
+        if entered is not None:
+            entered_id = enter(session, case, entered)
+    timers = timer_rows(case.pk, entered_id, decision)
     if timers:
         conn.execute(insert(TIMERS), timers)
     return entered_id
 
 
-def enter(session: Session, case: Case, event: StepEntered) -> int:
-    """Insert the visit a case entered; returns its id."""
+def _left_params(visit_id: int, event: StepLeft, prefix: str) -> dict[str, Any]:
     values = {
+        "left_at": event.at,
+        "left_by": event.by,
+        "left_via": event.via,
+        "dwell_seconds": event.dwell_seconds,
+        "working_seconds": event.working_seconds,
+    }
+    return {f"{prefix}{k}": v for k, v in values.items()} | {f"{prefix}id": visit_id}
+
+
+def _entered_params(case: Case, event: StepEntered) -> dict[str, Any]:
+    return {
         "case_pk": case.pk,
         "sop": case.sop,
         "step": event.step,
@@ -296,7 +322,11 @@ def enter(session: Session, case: Case, event: StepEntered) -> int:
         "due_at": event.due_at,
         "paused_seconds": 0.0,
     }
-    return int(session.connection().execute(_ENTER, values).scalar_one())
+
+
+def enter(session: Session, case: Case, event: StepEntered) -> int:
+    """Insert the visit a case entered; returns its id."""
+    return int(session.connection().execute(_ENTER, _entered_params(case, event)).scalar_one())
 
 
 def schedule(session: Session, case_pk: int, visit_id: int | None, decision: Decision) -> None:
