@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, date, datetime
 from typing import Any
 
 from flask import Response, current_app, g, jsonify, request
 from flask.json.provider import DefaultJSONProvider
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from api.schemas import CaseOut
 from engine.service.context import Context
@@ -16,6 +17,8 @@ from engine.service.errors import PreconditionFailed
 from engine.service.users import Principal
 
 PROBLEM = "application/problem+json"
+
+log = logging.getLogger(__name__)
 
 
 class JSONProvider(DefaultJSONProvider):
@@ -123,13 +126,18 @@ def answer(
 ) -> Response:
     """The service's answer, as the response model that documents it in the OpenAPI document.
 
-    The answer is checked against the model, with no field the model does not declare (the
-    document and the answers cannot drift apart: a service change the model lacks fails every
-    test that reaches it), and sent as the service made it: dumping the model instead would
-    reword values the service already chose (an integer `3` as `3.0` where a float is
-    declared).
+    The answer is checked against the model, with no field the model does not declare, so
+    the document and the answers cannot drift apart unnoticed: a drift is logged (the field
+    names, never their values) and fails tests/integration/test_documented_answers.py, which
+    reaches every documented answer; the caller still gets its answer, not a 500. It is
+    sent as the service made it: dumping the model instead would reword values the service
+    already chose (an integer `3` as `3.0` where a float is declared).
     """
-    model.model_validate(body, extra="forbid")
+    try:
+        model.model_validate(body, extra="forbid")
+    except ValidationError as e:
+        fields = sorted({".".join(map(str, error["loc"])) for error in e.errors()})
+        log.error("the answer of %s drifts from %s at %s", request.path, model.__name__, fields)
     response = jsonify(body)
     response.status_code = status
     if location:
