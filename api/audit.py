@@ -6,7 +6,7 @@ from flask import Response, stream_with_context
 from flask_openapi3 import APIBlueprint, Tag
 
 from api.http import answer, ctx, principal
-from api.schemas import EventOut, EventQuery, ExportQuery, Page, Problem, Verification
+from api.schemas import EventOut, EventQuery, ExportQuery, Page, Problem, Verification, VerifyQuery
 from engine.service import checkpoints, exports, moments, queries
 
 XES = "application/xml"
@@ -40,11 +40,11 @@ def events(query: EventQuery) -> Response:
 @bp.get(
     "/verify",
     summary="Recompute the hash chain and check it against the latest signed checkpoint; "
-    "names the first event that breaks it",
+    "names the first event that breaks it (`since=checkpoint`: only what was appended after it)",
     responses={200: Verification},
 )
-def verify() -> Response:
-    return answer(Verification, checkpoints.verify_trail(ctx(), principal()))
+def verify(query: VerifyQuery) -> Response:
+    return answer(Verification, checkpoints.verify_trail(ctx(), principal(), query.since))
 
 
 @bp.get(

@@ -308,6 +308,19 @@ class Verification(BaseModel):
     checkpoint: dict[str, Any] | None = Field(
         None, description="the latest signed checkpoint checked against: size and root"
     )
+    since: int | None = Field(
+        None,
+        description="with `since=checkpoint`: the size of the checkpoint verified from; the "
+        "events up to it were not re-read (the full verify reads them)",
+    )
+
+
+class VerifyQuery(BaseModel):
+    since: Literal["checkpoint"] | None = Field(
+        None,
+        description="`checkpoint`: check only the events appended after the latest signed "
+        "checkpoint, from its stored tree",
+    )
 
 
 class NotificationOut(BaseModel):

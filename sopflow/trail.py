@@ -70,11 +70,19 @@ def checkpoint_now() -> None:
     required=True,
     help="a signed checkpoint kept elsewhere (by a witness, in a letter, in a newspaper)",
 )
-def verify(checkpoint_file: Path) -> None:
+@click.option(
+    "--since",
+    is_flag=True,
+    help="check only what was appended after the checkpoint: the stored tree must still "
+    "hash to its root, and the events after it are chained on; the events up to it are "
+    "not re-read (verify without --since does that)",
+)
+def verify(checkpoint_file: Path, since: bool) -> None:
     """Recompute the trail and check it against a checkpoint kept elsewhere.
 
     Exit 0 when the trail's events up to the checkpoint's size hash to its root and the
-    chain verifies; 1 naming the first event that differs.
+    chain verifies (with --since: when the stored tree matches the checkpoint and the
+    events after it verify); 1 naming the first event that differs.
     """
     from engine.service import checkpoints
     from engine.settings import get_settings
@@ -93,7 +101,14 @@ def verify(checkpoint_file: Path) -> None:
             "comparing the trail with it all the same",
             err=True,
         )
-    result = checkpoints.verify_from(_context(), body.size, body.root)
+    result = checkpoints.verify_from(_context(), body.size, body.root, incremental=since)
+    if result["ok"] and since:
+        click.echo(
+            f"ok: the stored tree matches the checkpoint of size {body.size} (root "
+            f"{merkle_b64(body.root)}) and the {result['checked']} events after it verify; "
+            f"events up to {body.size} were not re-read"
+        )
+        return
     if result["ok"]:
         click.echo(
             f"ok: the first {body.size} events hash to the checkpoint's root "

@@ -260,6 +260,16 @@ class Frontier:
         self.size = 0
         self.stack: list[bytes] = []
 
+    @classmethod
+    def of(cls, size: int, stack: Sequence[bytes]) -> Frontier:
+        """The frontier of a tree of `size` leaves from the hashes of `frontier_ranges(size)`,
+        largest first: a stored tree's, to go on appending from a trusted size."""
+        if len(stack) != size.bit_count():
+            raise ProofError(f"a tree of {size} leaves has {size.bit_count()} perfect subtrees")
+        frontier = cls()
+        frontier.size, frontier.stack = size, list(stack)
+        return frontier
+
     def append(self, hashed_leaf: bytes) -> None:
         """Add a leaf by its leaf hash."""
         index, current = self.size, hashed_leaf

@@ -250,18 +250,58 @@ def add_cosignature(
     return {"size": body.size, "witness": witness.name, "added": added}
 
 
-def verify_from(ctx: Context, size: int, digest: bytes) -> dict[str, Any]:
-    """Recompute the trail and compare it with a checkpoint of `size` and root `digest`."""
+def verify_from(
+    ctx: Context, size: int, digest: bytes, incremental: bool = False
+) -> dict[str, Any]:
+    """Recompute the trail and compare it with a checkpoint of `size` and root `digest`;
+    `incremental`: only what was appended after it (`tree.verify_since`)."""
+    check = tree.verify_since if incremental else tree.verify_against
     with ctx.reader() as uow:
-        return asdict(tree.verify_against(uow.session, size, digest))
+        return asdict(check(uow.session, size, digest))
 
 
-def verify_trail(ctx: Context, principal: Principal) -> dict[str, Any]:
-    """Recompute the chain and check it against the latest stored checkpoint's root."""
+SINCE = ("checkpoint",)  # where `verify_trail` may start from, besides the first event
+
+
+def verify_trail(
+    ctx: Context, principal: Principal, since: str | None = None, settings: Settings | None = None
+) -> dict[str, Any]:
+    """Recompute the chain and check it against the latest stored checkpoint's root.
+
+    `since="checkpoint"`: trust the latest stored checkpoint, once its signature verifies
+    with this deployment's key, and check only the events appended after it.
+    """
     may_read_trail(ctx, principal, "audit trail")
+    if since is not None and since not in SINCE:
+        raise Invalid(
+            "`since` is `checkpoint` (verify from the latest signed checkpoint) or absent",
+            [{"field": "since", "message": "checkpoint"}],
+        )
     with ctx.reader() as uow:
         latest = tree.latest_checkpoint(uow.session)
         size, digest = (latest.size, bytes(latest.root)) if latest else (0, merkle.EMPTY_ROOT)
-        result = asdict(tree.verify_against(uow.session, size, digest))
+        if since is None:
+            result = asdict(tree.verify_against(uow.session, size, digest))
+        elif latest is not None and not _signed_here(latest, settings):
+            reason = (
+                f"the stored checkpoint of size {size} is not signed by this deployment's "
+                "key, or does not say what its row holds: it cannot be trusted to start from"
+            )
+            result = {"ok": False, "checked": 0, "first_bad_seq": None, "last_hash": "",
+                      "reason": reason}  # fmt: skip
+        else:
+            result = asdict(tree.verify_since(uow.session, size, digest))
     result["checkpoint"] = {"size": size, "root": b64(digest)} if latest else None
+    if since is not None:
+        result["since"] = size
     return result
+
+
+def _signed_here(stored: StoredCheckpoint, settings: Settings | None) -> bool:
+    """Whether a stored checkpoint's note verifies with this deployment's key and names the
+    size and root of its row."""
+    try:
+        body, _ = note.open_checkpoint(stored.note, signer(settings).verifier)
+    except NoteError:
+        return False
+    return body.size == stored.size and body.root == bytes(stored.root)

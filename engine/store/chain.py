@@ -157,12 +157,19 @@ class Scan:
     stack: list[bytes] = field(default_factory=list)  # the range's perfect subtrees
 
 
-def scan(rows: Iterable[Sequence[Any]], first: int, prev: str | None, size: int = 0) -> Scan:
+def scan(
+    rows: Iterable[Sequence[Any]],
+    first: int,
+    prev: str | None,
+    size: int = 0,
+    frontier: merkle.Frontier | None = None,
+) -> Scan:
     """Check rows in `seq` order starting at `first`, chained after `prev` (None: after
     whatever the first row names, for the join to check); the leaves of the rows with
-    `seq <= size` are folded into perfect subtrees as they pass."""
+    `seq <= size` are folded into perfect subtrees as they pass: into `frontier` when one
+    is given (a trusted tree of `first - 1` leaves, extended in place), else a new one."""
     result = Scan(first)
-    frontier = merkle.Frontier()
+    frontier = merkle.Frontier() if frontier is None else frontier
     expected = first
     for row in rows:
         seq = row[0]

@@ -15,7 +15,7 @@ from sqlmodel import Session
 
 from engine.domain import merkle
 from engine.domain.audit import GENESIS, chain_hash
-from engine.store import audit
+from engine.store import audit, chain
 from engine.store.tables import AuditEvent, Checkpoint, Cosignature, MerkleNode
 
 # names the lock that lets one checkpoint run at a time on PostgreSQL
@@ -219,6 +219,117 @@ def verify_against(session: Session, size: int, expected_root: bytes) -> audit.V
     return audit.Verification(False, chain.checked, seq, chain.last_hash, reason)
 
 
+def verify_since(session: Session, size: int, expected_root: bytes) -> audit.Verification:
+    """Check what was appended after a trusted checkpoint of `size` and root `expected_root`.
+
+    It reads O(log size) stored nodes and the events after `size`, never the ones before:
+    1. the stored tree's perfect subtrees of the first `size` leaves hash to the root;
+    2. event `size`'s stored hash is the leaf the stored tree holds at `size - 1`, by its
+       inclusion proof under the root (this ties the chain to the tree);
+    3. the events after `size` are chained from event `size`'s hash (the reasons are the
+       full verify's), their leaves appended to the trusted subtrees, and the root this
+       gives compared with the stored tree's and the latest checkpoint's at their sizes.
+    `checked` counts the events after `size` that hold. What it does not re-check: the
+    events up to `size` (their content, their chain, and every tree node but the few it
+    reads); an event rewritten there is found by the full verify (`verify_against`).
+    """
+    held = tree_size(session)
+    if held < size:
+        reason = (
+            f"the stored tree holds {held} leaves, fewer than the {size} of the checkpoint "
+            "it must match: it was cut back or rebuilt"
+        )
+        return audit.Verification(False, 0, None, GENESIS, reason)
+    wanted = merkle.frontier_ranges(size)
+    found = nodes(session, wanted)
+    if len(found) != len(wanted) or _root([found[r] for r in wanted]) != expected_root:
+        covered = ", ".join(
+            f"{index << level | 1}–{(index + 1) << level}" for level, index in wanted
+        )
+        reason = (
+            f"the stored tree no longer matches the checkpoint of size {size}: its nodes over "
+            f"events {covered} do not hash to its root; the full verify names the event"
+        )
+        return audit.Verification(False, 0, None, GENESIS, reason)
+    frontier = merkle.Frontier.of(size, [found[r] for r in wanted])
+    prev = GENESIS
+    if size:
+        prev_hash = session.execute(select(AuditEvent.hash).where(AuditEvent.seq == size)).scalar()
+        if prev_hash is None:
+            reason = f"event {size} is missing: the checkpoint of size {size} covers it"
+            return audit.Verification(False, 0, size, GENESIS, reason)
+        prev = prev_hash
+        try:
+            stored = compute(session, lambda s: s(0, size - 1))
+            path = compute(session, lambda s: merkle.inclusion_proof(s, size - 1, size))
+        except merkle.ProofError as e:
+            reason = f"the stored tree no longer matches the checkpoint of size {size}: {e}"
+            return audit.Verification(False, 0, None, prev, reason)
+        if not merkle.verify_inclusion(event_leaf(prev), size - 1, size, path, expected_root):
+            if merkle.verify_inclusion(stored, size - 1, size, path, expected_root):
+                reason = (
+                    f"event {size} differs from the trail the checkpoint of size {size} signed"
+                )
+                return audit.Verification(False, 0, size, prev, reason)
+            reason = (
+                f"the stored tree no longer matches the checkpoint of size {size}: "
+                f"event {size}'s leaf and path in it do not hash to its root"
+            )
+            return audit.Verification(False, 0, None, prev, reason)
+    # the sizes whose roots can be compared: the latest checkpoint's, the stored tree's
+    latest = latest_checkpoint(session)
+    targets: dict[int, list[tuple[str, bytes]]] = {}
+    if latest is not None and latest.size > size:
+        targets.setdefault(latest.size, []).append(
+            (f"the checkpoint of size {latest.size}", bytes(latest.root))
+        )
+    if held > size:
+        stored_root = root(session, held)
+        targets.setdefault(held, []).append((f"the stored tree of size {held}", stored_root))
+    checked, low = 0, size
+    for high in [*sorted(targets), None]:
+        scanned = _scan_after(session, low, high, prev, frontier)
+        checked += scanned.checked
+        if scanned.last_hash is not None:
+            prev = scanned.last_hash
+        if scanned.bad is not None:
+            return audit.Verification(False, checked, scanned.bad, prev, scanned.reason)
+        if high is None:
+            break
+        if low + scanned.checked < high:
+            missing = low + scanned.checked + 1
+            names = " and ".join(name for name, _ in targets[high])
+            verb = "cover" if len(targets[high]) > 1 else "covers"
+            reason = f"event {missing} is missing: {names} {verb} {high} events"
+            return audit.Verification(False, checked, missing, prev, reason)
+        for name, digest in targets[high]:
+            if frontier.root() != digest:
+                seq = _first_differing(session, high, low)
+                reason = f"the {high} events do not hash to the root of {name}"
+                if seq is not None:
+                    reason = f"event {seq} differs from the leaf of {name}"
+                return audit.Verification(False, checked, seq, prev, reason)
+        low = high
+    return audit.Verification(True, checked, None, prev)
+
+
+def _scan_after(
+    session: Session, low: int, high: int | None, prev: str, frontier: merkle.Frontier
+) -> chain.Scan:
+    """Check the events of `(low, high]` (high None: to the end) chained after `prev`,
+    appending their leaves up to `high` to `frontier`."""
+    names = ", ".join("CAST(data AS TEXT) AS data" if c == "data" else c for c in audit.COLUMNS)
+    bound = "" if high is None else " AND seq <= :high"
+    statement = text(f"SELECT {names} FROM audit_event WHERE seq > :low{bound} ORDER BY seq")
+    result = session.execute(
+        statement.execution_options(yield_per=5000), {"low": low, "high": high}
+    )
+    try:
+        return chain.scan(iter(result), low + 1, prev, high or 0, frontier)
+    finally:
+        result.close()
+
+
 def _root(stack: list[bytes]) -> bytes:
     """The root of a tree from its perfect subtrees, largest first."""
     if not stack:
@@ -229,19 +340,19 @@ def _root(stack: list[bytes]) -> bytes:
     return result
 
 
-def _first_differing(session: Session, size: int) -> int | None:
-    """The seq of the first event up to `size` whose leaf is not the stored tree's leaf."""
+def _first_differing(session: Session, size: int, start: int = 0) -> int | None:
+    """The seq of the first event in `(start, size]` whose leaf is not the stored tree's."""
     events = session.execute(
         select(AuditEvent.hash)
-        .where(AuditEvent.seq <= size)  # type: ignore[operator]
+        .where(AuditEvent.seq > start, AuditEvent.seq <= size)  # type: ignore[operator]
         .order_by(AuditEvent.seq)  # type: ignore[arg-type]
         .execution_options(yield_per=5000)
     ).scalars()
     try:
-        stored = stored_leaves(session, 0, size)
+        stored = stored_leaves(session, start, size)
         for index, digest in enumerate(events):
             if next(stored, None) != event_leaf(digest):
-                return index + 1
+                return start + index + 1
     finally:
         events.close()
     return None
